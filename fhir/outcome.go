@@ -47,6 +47,8 @@ const (
 	ReasonUpstreamUnavailable  Reason = "upstream-unavailable"
 	ReasonUpstreamTimeout      Reason = "upstream-timeout"
 	ReasonResponseUnmaskable   Reason = "response-unmaskable"
+	ReasonClientGone           Reason = "client-disconnected"
+	ReasonGuardUnavailable     Reason = "guard-unavailable"
 	ReasonInternal             Reason = "internal-error"
 )
 
@@ -85,6 +87,8 @@ var reasons = map[Reason]reasonInfo{
 	ReasonUpstreamUnavailable:  {http.StatusBadGateway, "transient", "The upstream server cannot be reached"},
 	ReasonUpstreamTimeout:      {http.StatusGatewayTimeout, "timeout", "The upstream server did not answer in time"},
 	ReasonResponseUnmaskable:   {http.StatusBadGateway, "processing", "The upstream response cannot be filtered safely"},
+	ReasonClientGone:           {http.StatusBadRequest, "incomplete", "The client went away before the response ended"},
+	ReasonGuardUnavailable:     {http.StatusServiceUnavailable, "transient", "The shared guardrail state cannot be reached"},
 	ReasonInternal:             {http.StatusInternalServerError, "exception", "Internal error"},
 }
 
