@@ -1,0 +1,98 @@
+package guard
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+)
+
+// BenchmarkGuard measures the guardrails' cost on a typical request (a
+// revocation check, one rate-limit spend, one patient disclosed) against
+// the same request without guardrails, in the same run. The request itself
+// is a small in-process HTTP handler writing a FHIR resource, so "none" is
+// the baseline the other two add to.
+func BenchmarkGuard(b *testing.B) {
+	ctx := context.Background()
+	body := []byte(`{"resourceType":"Patient","id":"1","active":true}`)
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		_, _ = w.Write(body)
+	})
+	// Generous limits: the benchmark measures the checks, not refusals.
+	l := Limits{RequestsPerSecond: 1e9, Burst: 1e9, PatientsPerHour: 1_000_000}
+	patients := make([][]string, 100)
+	for i := range patients {
+		patients[i] = []string{"Patient/" + strconv.Itoa(i)}
+	}
+
+	run := func(b *testing.B, g *Guard) {
+		req := httptest.NewRequest(http.MethodGet, "/fhir/Patient/1", nil)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if g != nil {
+				if err := g.CheckRevoked(ctx, "agent-bench", "jti-1"); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := g.AllowRequest(ctx, "agent-bench", l); err != nil {
+					b.Fatal(err)
+				}
+			}
+			w := httptest.NewRecorder()
+			upstream.ServeHTTP(w, req)
+			if g != nil {
+				if err := g.AdmitPatients(ctx, "agent-bench", patients[i%len(patients)], l); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i++
+		}
+	}
+
+	b.Run("none", func(b *testing.B) { run(b, nil) })
+	b.Run("memory", func(b *testing.B) { run(b, newGuard(b, Options{})) })
+	b.Run("redis", func(b *testing.B) {
+		c, prefix := sharedRedis(b)
+		run(b, newGuard(b, Options{Redis: c, KeyPrefix: prefix}))
+	})
+}
+
+// BenchmarkGuardSteps isolates each guard call on each backend, without the
+// request around it.
+func BenchmarkGuardSteps(b *testing.B) {
+	ctx := context.Background()
+	l := Limits{RequestsPerSecond: 1e9, Burst: 1e9, PatientsPerHour: 1_000_000}
+	patient := []string{"Patient/1"}
+	steps := []struct {
+		name string
+		call func(g *Guard) error
+	}{
+		{"CheckRevoked", func(g *Guard) error { return g.CheckRevoked(ctx, "agent-bench", "jti-1") }},
+		{"AllowRequest", func(g *Guard) error { _, err := g.AllowRequest(ctx, "agent-bench", l); return err }},
+		{"AdmitPatients", func(g *Guard) error { return g.AdmitPatients(ctx, "agent-bench", patient, l) }},
+	}
+	for _, be := range []struct {
+		name string
+		new  func(b *testing.B) *Guard
+	}{
+		{"memory", func(b *testing.B) *Guard { return newGuard(b, Options{}) }},
+		{"redis", func(b *testing.B) *Guard {
+			c, prefix := sharedRedis(b)
+			return newGuard(b, Options{Redis: c, KeyPrefix: prefix})
+		}},
+	} {
+		for _, s := range steps {
+			b.Run(be.name+"/"+s.name, func(b *testing.B) {
+				g := be.new(b)
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := s.call(g); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
