@@ -190,7 +190,11 @@ func WriteDisclosureReport(w io.Writer, patientID string, ds []Disclosure) error
 			status += "; policy would have denied (shadow mode)"
 		}
 		fmt.Fprintf(tw, "%d.\twhen\t%s\n", i+1, d.Recorded.UTC().Format(time.RFC3339))
-		fmt.Fprintf(tw, "\twho\t%s (client %s; roles %s)\n", d.AgentID, orNone(d.ClientID), orNone(strings.Join(d.Roles, ", ")))
+		client := d.ClientID
+		if client == "" {
+			client = "the agent itself" // client_id equal to the agent id is not repeated
+		}
+		fmt.Fprintf(tw, "\twho\t%s (client %s; roles %s)\n", d.AgentID, client, orNone(strings.Join(d.Roles, ", ")))
 		fmt.Fprintf(tw, "\tpurpose\t%s\n", purpose)
 		fmt.Fprintf(tw, "\twhat\t%s %s\n", d.Interaction, d.Request)
 		fmt.Fprintf(tw, "\tresources\t%s\n", orNone(strings.Join(d.Resources, ", ")))

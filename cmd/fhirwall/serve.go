@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fhirwall/fhirwall/audit"
+	"github.com/fhirwall/fhirwall/guard"
+	"github.com/fhirwall/fhirwall/policy"
+	"github.com/fhirwall/fhirwall/proxy"
+)
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "serve --config FILE", stderr)
+	file := fs.String("config", "", "the configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" {
+		fs.Usage()
+		return exitError{2}
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+	cfg, problems := loadConfig(*file)
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		return exitError{1}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := startGateway(ctx, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	go watchConfig(ctx, *file, srv, logger)
+	logger.Info("fhirwall serving", "listen", srv.addr, "policy", cfg.Version)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return nil
+}
+
+// server is a running gateway with what it needs closed on the way out.
+type server struct {
+	addr    string
+	gw      *proxy.Gateway
+	http    *http.Server
+	closers []func() error
+}
+
+// close drains in-flight requests (their audit records complete), then
+// closes the audit log last so nothing in flight loses its record.
+func (s *server) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = s.http.Shutdown(ctx)
+	s.gw.Close()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
+}
+
+// startGateway opens the audit log and the guard state for cfg, builds the
+// gateway and starts listening. When ln is nil it listens on cfg.Listen.
+func startGateway(ctx context.Context, cfg *policy.Config, logger *slog.Logger, ln net.Listener) (*server, error) {
+	s := &server{}
+	fail := func(err error) (*server, error) {
+		for i := len(s.closers) - 1; i >= 0; i-- {
+			_ = s.closers[i]()
+		}
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	log, err := audit.Open(ctx, resolveStore(cfg), audit.Options{
+		Source:             "fhirwall@" + host,
+		ServerAddr:         cfg.Listen,
+		BaseURL:            cfg.PublicBaseURL,
+		CheckpointKeyFile:  resolveFile(cfg, cfg.Audit.CheckpointKeyFile),
+		CheckpointEvery:    cfg.Audit.CheckpointEvery,
+		CheckpointInterval: cfg.Audit.CheckpointInterval.D(0),
+		Sinks:              auditSinks(cfg),
+	})
+	if err != nil {
+		return fail(fmt.Errorf("open audit store: %w", err))
+	}
+	s.closers = append(s.closers, log.Close)
+	gopts := guard.Options{}
+	if cfg.Redis != nil {
+		ropts, err := redis.ParseURL(cfg.Redis.URL)
+		if err != nil {
+			return fail(fmt.Errorf("redis.url: %w", err))
+		}
+		client := redis.NewClient(ropts)
+		s.closers = append(s.closers, client.Close)
+		gopts.Redis = client
+		gopts.FailOpenLimits = cfg.Redis.FailOpenRateLimits
+	}
+	g, err := guard.New(ctx, gopts)
+	if err != nil {
+		return fail(fmt.Errorf("start guard: %w", err))
+	}
+	s.closers = append(s.closers, g.Close)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gw, err := proxy.New(ctx, cfg, proxy.Deps{Audit: log, Guard: g, Logger: logger, Registry: reg})
+	if err != nil {
+		return fail(err)
+	}
+	s.gw = gw
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			gw.Close()
+			return fail(err)
+		}
+	}
+	t := cfg.Timeouts
+	s.addr = ln.Addr().String()
+	s.http = &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: t.ReadHeader.D(10 * time.Second),
+		ReadTimeout:       t.Read.D(60 * time.Second),
+		WriteTimeout:      t.Write.D(0),
+		IdleTimeout:       t.Idle.D(120 * time.Second),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server stopped", "error", err.Error())
+		}
+	}()
+	return s, nil
+}
+
+// auditSinks are the optional copies of each event: JSON lines on stdout
+// for log shippers, and an external FHIR audit repository. They never
+// replace the local record.
+func auditSinks(cfg *policy.Config) []audit.Sink {
+	var sinks []audit.Sink
+	if cfg.Audit.Stdout {
+		sinks = append(sinks, audit.NewJSONLinesSink(os.Stdout, 10000))
+	}
+	if u := cfg.Audit.ForwardURL; u != "" {
+		sinks = append(sinks, audit.NewFHIRSink(u, &http.Client{Timeout: 10 * time.Second}, 10000, 8, time.Second))
+	}
+	return sinks
+}
+
+// resolveStore makes a relative sqlite path relative to the config file.
+func resolveStore(cfg *policy.Config) string {
+	const p = "sqlite://"
+	dsn := cfg.Audit.Store
+	if len(dsn) > len(p) && dsn[:len(p)] == p && dsn[len(p)] != '/' {
+		return p + resolveFile(cfg, dsn[len(p):])
+	}
+	return dsn
+}
+
+func resolveFile(cfg *policy.Config, f string) string {
+	if f == "" || filepath.IsAbs(f) || cfg.File == "" {
+		return f
+	}
+	return filepath.Join(filepath.Dir(cfg.File), f)
+}
+
+// watchConfig reloads on SIGHUP and when the file changes. A reload that
+// fails keeps the running configuration and logs every problem.
+func watchConfig(ctx context.Context, file string, s *server, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var events <-chan fsnotify.Event
+	if w, err := fsnotify.NewWatcher(); err == nil {
+		defer w.Close()
+		// Watch the folder: editors and Kubernetes replace the file.
+		if err := w.Add(filepath.Dir(file)); err == nil {
+			events = w.Events
+		}
+	}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			reload(ctx, file, s, logger, "SIGHUP")
+		case ev := <-events:
+			if filepath.Clean(ev.Name) == filepath.Clean(file) || filepath.Base(ev.Name) == "..data" {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case <-debounce:
+			reload(ctx, file, s, logger, "file change")
+		}
+	}
+}
+
+func reload(ctx context.Context, file string, s *server, logger *slog.Logger, why string) {
+	cfg, problems := loadConfig(file)
+	if len(problems) > 0 {
+		logger.Error("reload refused; the running configuration stays", "trigger", why, "problems", problems.Error())
+		return
+	}
+	if cfg.Version == s.gw.Config().Version {
+		return
+	}
+	if err := s.gw.Reload(ctx, cfg); err != nil {
+		logger.Error("reload refused; the running configuration stays", "trigger", why, "error", err.Error())
+		return
+	}
+	logger.Info("configuration reloaded", "trigger", why, "policy", cfg.Version)
+}

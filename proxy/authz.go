@@ -1,0 +1,235 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/fhirwall/fhirwall/audit"
+	"github.com/fhirwall/fhirwall/fhir"
+	"github.com/fhirwall/fhirwall/guard"
+	"github.com/fhirwall/fhirwall/masking"
+	"github.com/fhirwall/fhirwall/policy"
+)
+
+// authorization is what the gateway enforces for one allowed FHIR request:
+// the narrowed query, the mask profiles, the per-resource check of the
+// response and whether a refused read must look like a missing one.
+type authorization struct {
+	narrow        func(rawQuery string) string // adds the decision's narrowing; nil for none
+	profiles      []string
+	check         masking.Check
+	patients      func() []string
+	hideExistence bool
+	// prefetch, when set, checks the target of a write before it is
+	// forwarded (see policy.Decision.Prefetch).
+	prefetch *policy.ResourceCheck
+}
+
+func (az *authorization) rawQuery(agentQuery string) string {
+	if az.narrow == nil {
+		return agentQuery
+	}
+	return az.narrow(agentQuery)
+}
+
+// body returns the request body to forward. Narrowing is always added to
+// the URL: FHIR servers merge URL and form parameters, so the URL is enough
+// to narrow a POST _search too.
+func (az *authorization) body(b []byte) []byte { return b }
+
+// summarize adds to the audit record what the response filter saw.
+func (az *authorization) summarize(a *audit.Access, sum masking.Summary) {
+	for _, r := range sum.Resources {
+		a.Resources = append(a.Resources, audit.ResourceRef{Type: r.Type, ID: r.ID, Version: r.Version})
+	}
+	for key, n := range sum.Masked {
+		profile, path := splitMaskKey(key)
+		a.Masks = append(a.Masks, audit.MaskApplied{Profile: profile, Path: path, Count: n})
+	}
+	if az.patients != nil {
+		a.Patients = appendNew(a.Patients, az.patients()...)
+	}
+}
+
+func splitMaskKey(k string) (profile, path string) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == ':' {
+			return k[:i], k[i+1:]
+		}
+	}
+	return "", k
+}
+
+// bulkOperations are the operations counted against bulk_calls_per_day.
+var bulkOperations = map[string]bool{"everything": true, "export": true}
+
+// shadowAuthorization is what a shadow-mode route forwards with when the
+// decision was a refusal: nothing narrowed, nothing checked (the point of
+// shadow mode is to see what would break), masks still applied.
+func shadowAuthorization(*fhir.Request) *authorization { return &authorization{} }
+
+// effectiveScopes are the token's scopes mapped through scope_map and cut
+// down to the agent's role ceilings.
+func (c *call) effectiveScopes() policy.ScopeSet {
+	set, _ := policy.MapScopes(c.principal.Scopes, c.rt.cfg.ScopeMap, c.grant.ceilings)
+	return set
+}
+
+// mayReadAudit lets through agents whose effective scopes grant
+// system/AuditEvent.rs.
+func (rt *runtime) mayReadAudit(c *call) error {
+	set := c.effectiveScopes()
+	if set.Permits(policy.ContextSystem, "AuditEvent", 'r') && set.Permits(policy.ContextSystem, "AuditEvent", 's') {
+		return nil
+	}
+	return fhir.Errorf(fhir.ReasonScopeMissing, "the audit API needs system/AuditEvent.rs")
+}
+
+// restAllowed grants a REST request when the agent holds one of the rule's
+// scopes: an admin-named scope is held when every SMART scope it maps to is
+// within the agent's effective scopes; a SMART scope when it is.
+func (rt *runtime) restAllowed(c *call, scopes []string) error {
+	return rt.restAllowedBy(c.effectiveScopes(), scopes)
+}
+
+func (rt *runtime) restAllowedBy(set policy.ScopeSet, scopes []string) error {
+	for _, name := range scopes {
+		required, mapped := rt.cfg.ScopeMap[name]
+		if !mapped {
+			required = []string{name}
+		}
+		held := len(required) > 0
+		for _, r := range required {
+			s, err := policy.ParseScope(r)
+			if err != nil || !s.IsSMART() || len(s.Query) > 0 || !permitsAll(set, s) {
+				held = false
+				break
+			}
+		}
+		if held {
+			return nil
+		}
+	}
+	return fhir.Errorf(fhir.ReasonScopeMissing, "no granted scope permits this request")
+}
+
+func permitsAll(set policy.ScopeSet, s policy.Scope) bool {
+	for _, l := range []byte("cruds") {
+		if s.Perms&policy.PermOf(l) != 0 && !set.Permits(s.Context, s.ResourceType, l) {
+			return false
+		}
+	}
+	return true
+}
+
+// responseCheck is the per-resource check of one response: policy's
+// decision (type, compartment, granular query) first, then the agent's
+// guardrails on what is actually disclosed (distinct patients per hour,
+// resources per response). It runs on the filter's goroutine only.
+type responseCheck struct {
+	ctx       context.Context
+	rc        *policy.ResourceCheck
+	guard     *guard.Guard
+	agent     string
+	limits    guard.Limits
+	kept      int
+	known     int      // how many of rc.Patients() were already considered
+	disclosed []string // patients whose data was let through
+}
+
+func (a *responseCheck) CheckResource(resourceType string, raw []byte, where masking.Placement) (masking.Verdict, error) {
+	v, err := a.rc.CheckResource(resourceType, raw, int(where))
+	if err != nil || v != policy.CheckKeep {
+		if v == policy.CheckDrop {
+			return masking.Drop, err
+		}
+		return masking.Refuse, err
+	}
+	if where == masking.BundleEntry || where == masking.NDJSONLine {
+		a.kept++
+		if err := a.guard.CheckResources(a.agent, a.kept, a.limits); err != nil {
+			return masking.Refuse, err
+		}
+	}
+	patients := a.rc.Patients()
+	fresh := patients[a.known:]
+	a.known = len(patients)
+	if len(fresh) > 0 && a.limits.PatientsPerHour > 0 {
+		if err := a.guard.AdmitPatients(a.ctx, a.agent, fresh, a.limits); err != nil {
+			// Over budget: the resource is not disclosed. A single
+			// resource refuses the response; an entry is dropped.
+			if where == masking.TopLevel {
+				return masking.Refuse, err
+			}
+			return masking.Drop, nil
+		}
+	}
+	a.disclosed = append(a.disclosed, fresh...)
+	return masking.Keep, nil
+}
+
+// patients are those whose data the response disclosed.
+func (a *responseCheck) patients() []string { return a.disclosed }
+
+// refusal is an authorization refusal whose answer to the agent may differ
+// from the reason audited.
+type refusal struct {
+	answer error
+	reason fhir.Reason
+}
+
+func (r *refusal) Error() string { return string(r.reason) }
+func (r *refusal) Unwrap() error { return r.answer }
+
+// authorize decides a classified FHIR request for the calling agent. A
+// refusal is returned as an error carrying its reason; an allowed request
+// gets the authorization to enforce on the way out and back.
+func (rt *runtime) authorize(c *call, req *fhir.Request) (*authorization, error) {
+	subj := &policy.Subject{
+		AgentID:    c.principal.AgentID,
+		Scopes:     c.effectiveScopes(),
+		Patient:    c.principal.Patient,
+		Operations: c.grant.operations,
+	}
+	d := policy.Decide(subj, req)
+	if d.Patient != "" {
+		c.acc.Patients = []string{d.Patient}
+	}
+	if !d.Allow {
+		// d.Err is a plain not-found where a refusal could tell the agent
+		// that a record exists; the audit keeps the real reason.
+		return nil, &refusal{answer: d.Err(), reason: d.Reason}
+	}
+	if req.Interaction == fhir.InteractionBatch {
+		// Each entry is decided; until per-entry forwarding lands, a
+		// batch with any refused entry is refused whole (fail closed).
+		for i, e := range d.EntryDecisions {
+			if !e.Allow {
+				return nil, fhir.Errorf(e.Reason, "batch entry %d: %s", i, e.Detail)
+			}
+		}
+	}
+	az := &authorization{
+		profiles:      c.grant.masks,
+		hideExistence: d.NotFoundOnRefusal,
+	}
+	if len(d.Narrowing) > 0 {
+		az.narrow = d.NarrowQuery
+	}
+	if d.Check != nil {
+		rc := &responseCheck{
+			ctx: context.WithoutCancel(c.r.Context()), rc: d.Check, guard: rt.g.deps.Guard,
+			agent: c.principal.AgentID, limits: c.grant.limits,
+		}
+		az.check = rc
+		az.patients = rc.patients
+	}
+	if req.Interaction == fhir.InteractionOperation && bulkOperations[req.Operation] {
+		if err := rt.g.deps.Guard.CountBulkCall(c.r.Context(), c.principal.AgentID, c.grant.limits); err != nil {
+			return nil, err
+		}
+	}
+	if d.Prefetch {
+		az.prefetch = d.Check
+	}
+	return az, nil
+}

@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/fhirwall/fhirwall/audit"
+	"github.com/fhirwall/fhirwall/fhir"
+	"github.com/fhirwall/fhirwall/policy"
+)
+
+const defaultMaxRequestBytes = 10 << 20
+
+// fhirRoute serves one FHIR route: every request is authenticated,
+// classified, authorized, audited and forwarded; every response is
+// filtered and masked on its way back.
+type fhirRoute struct {
+	rt         *runtime
+	rc         policy.RouteConfig
+	fw         *forwarder
+	classifier fhir.Classifier
+	resp       *responseFilter
+}
+
+func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), h.rc.Prefix)
+	if rest == "/.well-known/smart-configuration" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		h.rt.serveSMARTConfiguration(w, r, h.rc)
+		return
+	}
+	c := h.rt.begin(w, r, h.rc.Name)
+	if err := c.authenticate(); err != nil {
+		c.refuse(err)
+		return
+	}
+	if err := acceptableFormat(r); err != nil {
+		c.refuse(err)
+		return
+	}
+	body, err := readBody(r, h.rc.MaxRequestBytes)
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	req, err := h.classifier.Classify(r.Method, rest, r.URL.RawQuery, r.Header, body)
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	c.acc.Interaction = req.Interaction.AuditCode()
+	c.acc.ResourceType = req.ResourceType
+	c.acc.ResourceID = req.ID
+	if req.ResourceType == "" && req.CompartmentType != "" {
+		c.acc.ResourceType = req.CompartmentType
+	}
+	az, err := h.rt.authorize(c, req)
+	if err != nil {
+		if h.rc.Enforced() {
+			var rf *refusal
+			if errors.As(err, &rf) {
+				c.refuseAudited(rf.answer, rf.reason)
+			} else {
+				c.refuse(err)
+			}
+			return
+		}
+		// Shadow mode: the decision is recorded, not enforced.
+		c.acc.Decision = audit.DecisionShadowDeny
+		c.acc.Reason = string(auditReason(err))
+		az = shadowAuthorization(req)
+	}
+	x := &exchange{upstreamPath: rest, rawQuery: az.rawQuery(r.URL.RawQuery), body: az.body(body)}
+	if az.prefetch != nil {
+		version, err := h.prefetch(r.Context(), req, az.prefetch)
+		if err != nil {
+			switch reason := fhir.ReasonOf(err); reason {
+			case fhir.ReasonCompartmentViolation, fhir.ReasonNotFound:
+				c.refuseAudited(notFound(), reason)
+			default:
+				c.refuse(err)
+			}
+			return
+		}
+		x.ifMatch = ifMatch(r.Header, version)
+	}
+	h.resp.attach(x, c, az)
+	c.forward(h.fw, x)
+}
+
+// acceptableFormat refuses requests that ask for anything but JSON: only
+// JSON can be filtered and masked, so XML and RDF are never served.
+func acceptableFormat(r *http.Request) error {
+	for _, f := range r.URL.Query()["_format"] {
+		switch strings.ToLower(strings.TrimSpace(f)) {
+		case "json", "application/json", "application/fhir+json", "application/json+fhir":
+		default:
+			return fhir.Errorf(fhir.ReasonNotAcceptable, "_format %q is not served: fhirwall serves JSON only", f)
+		}
+	}
+	accept := r.Header.Values("Accept")
+	if len(accept) == 0 {
+		return nil
+	}
+	for _, a := range accept {
+		for _, part := range strings.Split(a, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if q, ok := params["q"]; ok && (q == "0" || q == "0.0" || q == "0.00" || q == "0.000") {
+				continue
+			}
+			switch mt {
+			case "*/*", "application/*", "application/json", "application/fhir+json", "application/json+fhir",
+				"application/ndjson", "application/fhir+ndjson", "application/x-ndjson":
+				return nil
+			}
+		}
+	}
+	return fhir.Errorf(fhir.ReasonNotAcceptable, "the Accept header asks for no JSON type: fhirwall serves JSON only")
+}
+
+// readBody reads a request body whole, bounded: it must be classified and
+// authorized before any of it is forwarded.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if max <= 0 {
+		max = defaultMaxRequestBytes
+	}
+	if r.ContentLength > max {
+		return nil, fhir.Errorf(fhir.ReasonRequestInvalid, "the request body exceeds %d bytes", max)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, fhir.Wrap(fhir.ReasonRequestInvalid, err, "the request body could not be read")
+	}
+	if int64(len(b)) > max {
+		return nil, fhir.Errorf(fhir.ReasonRequestInvalid, "the request body exceeds %d bytes", max)
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return b, nil
+}
+
+// auditReason is the reason to record for an authorization error.
+func auditReason(err error) fhir.Reason {
+	var rf *refusal
+	if errors.As(err, &rf) {
+		return rf.reason
+	}
+	return fhir.ReasonOf(err)
+}

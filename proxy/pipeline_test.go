@@ -1,0 +1,233 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func entries(t *testing.T, m map[string]any) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	es, _ := m["entry"].([]any)
+	for _, e := range es {
+		if r, ok := e.(map[string]any)["resource"].(map[string]any); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestBillingAgentSeesClaimsMaskedAndNothingElse(t *testing.T) {
+	h := newHarness(t)
+	tok := h.token("agent-billing-07", "system/Claim.rs", "system/Patient.rs")
+	resp := h.do("GET", "/fhir/Claim", tok, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	claims := entries(t, m)
+	if len(claims) == 0 {
+		t.Fatal("no claims")
+	}
+	if bytes.Contains(body, []byte(`"diagnosis"`)) {
+		t.Fatal("Claim.diagnosis reached the billing agent")
+	}
+	for _, c := range claims {
+		if !strings.Contains(toJSON(c["meta"]), "REDACTED") {
+			t.Errorf("masked Claim %v carries no REDACTED label", c["id"])
+		}
+	}
+	// Contact details of a Patient are masked; birth date cut to the year.
+	resp = h.do("GET", "/fhir/Patient/"+h.patient(0), tok, nil)
+	p, body := readJSON(t, resp)
+	if resp.StatusCode != 200 || p["resourceType"] != "Patient" {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if _, ok := p["telecom"]; ok {
+		t.Error("Patient.telecom reached the billing agent")
+	}
+	if bd, _ := p["birthDate"].(string); len(bd) != 4 {
+		t.Errorf("birthDate %q was not generalized to a year", bd)
+	}
+	// Out of scope: refused before the upstream is asked.
+	resp = h.do("GET", "/fhir/Observation", tok, nil)
+	m, _ = readJSON(t, resp)
+	if resp.StatusCode != 403 || outcomeReason(t, m) != "scope-missing" {
+		t.Fatalf("Observation search: %d %v", resp.StatusCode, m)
+	}
+}
+
+func TestPatientScopedAgentIsConfinedToItsCompartment(t *testing.T) {
+	h := newHarness(t)
+	own, other := h.patient(0), h.patient(1)
+	tok := h.tokenWithPatient("agent-triage-01", own, "patient/Observation.rs", "patient/Patient.rs")
+	// A search without any patient parameter is narrowed to the patient.
+	resp := h.do("GET", "/fhir/Observation?_count=50", tok, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	obs := entries(t, m)
+	if len(obs) == 0 {
+		t.Fatal("no observations for the patient")
+	}
+	for _, o := range obs {
+		ref := o["subject"].(map[string]any)["reference"].(string)
+		if ref != "Patient/"+own {
+			t.Fatalf("observation of %s returned to an agent confined to %s", ref, own)
+		}
+	}
+	// Its own record reads; another patient's reads exactly like a
+	// record that does not exist (no existence oracle).
+	if resp := h.do("GET", "/fhir/Patient/"+own, tok, nil); resp.StatusCode != 200 {
+		t.Fatalf("own record: %d", resp.StatusCode)
+	}
+	r1 := h.do("GET", "/fhir/Observation/obs-"+strings.TrimPrefix(other, "pat-")+"-1", tok, nil)
+	r2 := h.do("GET", "/fhir/Observation/does-not-exist", tok, nil)
+	b1, _ := io.ReadAll(r1.Body)
+	b2, _ := io.ReadAll(r2.Body)
+	r1.Body.Close()
+	r2.Body.Close()
+	if r1.StatusCode != 404 || r2.StatusCode != 404 || !bytes.Equal(b1, b2) {
+		t.Fatalf("refused read (%d %s) and missing read (%d %s) differ", r1.StatusCode, b1, r2.StatusCode, b2)
+	}
+	// An explicit search for another patient is refused.
+	resp = h.do("GET", "/fhir/Observation?subject=Patient/"+other, tok, nil)
+	if resp.StatusCode == 200 {
+		m, _ := readJSON(t, resp)
+		for _, o := range entries(t, m) {
+			if o["subject"].(map[string]any)["reference"] != "Patient/"+own {
+				t.Fatal("another patient's observation leaked through an explicit search")
+			}
+		}
+	} else {
+		resp.Body.Close()
+	}
+	// The audit records the real reason of the refused read.
+	if !strings.Contains(h.exportAudit(), "compartment-violation") {
+		t.Error("the refused read is not audited as compartment-violation")
+	}
+}
+
+func TestAuditorPullsDisclosuresAndAgentsCannot(t *testing.T) {
+	h := newHarness(t)
+	billing := h.token("agent-billing-07", "system/Patient.rs", "system/Claim.rs")
+	pid := h.patient(0)
+	resp := h.do("GET", "/fhir/Patient/"+pid, billing, nil)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("read: %d", resp.StatusCode)
+	}
+	// An agent without system/AuditEvent.rs never reaches the audit log.
+	resp = h.do("GET", "/audit/AuditEvent", billing, nil)
+	m, _ := readJSON(t, resp)
+	if resp.StatusCode != 403 || outcomeReason(t, m) != "scope-missing" {
+		t.Fatalf("agent reading the audit log: %d %v", resp.StatusCode, m)
+	}
+	auditor := h.token("auditor-1", "system/AuditEvent.rs")
+	resp = h.do("GET", "/audit/AuditEvent?patient=Patient/"+pid, auditor, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 200 || m["resourceType"] != "Bundle" || m["type"] != "searchset" {
+		t.Fatalf("auditor search: %d %s", resp.StatusCode, body)
+	}
+	if !bytes.Contains(body, []byte("agent-billing-07")) {
+		t.Fatalf("the billing agent's read of %s is not in the accounting of disclosures: %s", pid, body)
+	}
+	resp = h.do("GET", "/audit/$verify", auditor, nil)
+	_, body = readJSON(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("$verify: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestKillSwitch(t *testing.T) {
+	h := newHarness(t)
+	billing := h.token("agent-billing-07", "system/Patient.rs")
+	admin := h.token("admin-1", "fhirwall.admin")
+	if resp := h.do("GET", "/fhir/Patient/"+h.patient(0), billing, nil); resp.StatusCode != 200 {
+		t.Fatalf("before revocation: %d", resp.StatusCode)
+	}
+	// Only admins may revoke.
+	resp := h.do("POST", "/admin/revoke", billing, strings.NewReader(`{"agent":"agent-billing-07"}`))
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("a non-admin revoked: %d", resp.StatusCode)
+	}
+	resp = h.do("POST", "/admin/revoke", admin, strings.NewReader(`{"agent":"agent-billing-07","reason":"test"}`))
+	_, body := readJSON(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+	}
+	resp = h.do("GET", "/fhir/Patient/"+h.patient(0), billing, nil)
+	m, _ := readJSON(t, resp)
+	if resp.StatusCode != 403 || outcomeReason(t, m) != "agent-revoked" {
+		t.Fatalf("after revocation: %d %v", resp.StatusCode, m)
+	}
+	resp = h.do("POST", "/admin/restore", admin, strings.NewReader(`{"agent":"agent-billing-07"}`))
+	resp.Body.Close()
+	if resp := h.do("GET", "/fhir/Patient/"+h.patient(0), billing, nil); resp.StatusCode != 200 {
+		t.Fatalf("after restore: %d", resp.StatusCode)
+	}
+	if events := h.exportAudit(); !strings.Contains(events, "/admin/revoke") || !strings.Contains(events, "agent-revoked") {
+		t.Error("the admin action or the refusal is not audited")
+	}
+}
+
+func TestOnlyJSONIsServed(t *testing.T) {
+	h := newHarness(t)
+	tok := h.token("agent-echo", "system/Patient.rs")
+	for _, tc := range []struct{ path, accept string }{
+		{"/echo/Patient/p1?_format=xml", ""},
+		{"/echo/Patient/p1?_format=application/fhir%2Bxml", ""},
+		{"/echo/Patient/p1", "application/fhir+xml"},
+		{"/echo/Patient/p1", "text/turtle"},
+	} {
+		resp := h.do("GET", tc.path, tok, nil, "Accept", tc.accept)
+		m, _ := readJSON(t, resp)
+		if resp.StatusCode != http.StatusNotAcceptable || outcomeReason(t, m) != "format-not-acceptable" {
+			t.Errorf("%s Accept %q: %d %v", tc.path, tc.accept, resp.StatusCode, m)
+		}
+	}
+	// An upstream that answers XML anyway is refused, never passed.
+	h.echo.respond = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+xml")
+		_, _ = io.WriteString(w, `<Patient xmlns="http://hl7.org/fhir"><telecom><value value="555"/></telecom></Patient>`)
+	}
+	resp := h.do("GET", "/echo/Patient/p1", tok, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != http.StatusBadGateway || outcomeReason(t, m) != "response-unmaskable" || bytes.Contains(body, []byte("555")) {
+		t.Fatalf("XML from upstream: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestRESTRouteRules(t *testing.T) {
+	h := newHarness(t)
+	h.echo.respond = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"c1","amount":12,"diagnosis":[{"code":"E11.9"}]}`)
+	}
+	mapped := h.token("agent-echo", "billing.read")
+	resp := h.do("GET", "/api/billing/claims/c1", mapped, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 200 || m["id"] != "c1" || bytes.Contains(body, []byte("E11.9")) {
+		t.Fatalf("mapped scope: %d %s", resp.StatusCode, body)
+	}
+	for _, tc := range []struct {
+		method, path, token, reason string
+	}{
+		{"GET", "/api/billing/claims/c1", h.token("agent-echo", "system/Patient.rs"), "scope-missing"},
+		{"DELETE", "/api/billing/claims/c1", mapped, "route-rule-missing"},
+		{"GET", "/api/billing/claims", mapped, "route-rule-missing"},
+		{"GET", "/api/billing/claims/c1/../../admin", mapped, "path-invalid"},
+		{"GET", "/api/billing/claims/c1%2F..%2Fx", mapped, "path-invalid"},
+	} {
+		resp := h.do(tc.method, tc.path, tc.token, nil)
+		m, _ := readJSON(t, resp)
+		if got := outcomeReason(t, m); got != tc.reason {
+			t.Errorf("%s %s: %d %s, want %s", tc.method, tc.path, resp.StatusCode, got, tc.reason)
+		}
+	}
+}
