@@ -209,9 +209,21 @@ func (c *call) complete(pending *audit.Pending, x *exchange, aborted bool) {
 	case aborted:
 		fail(fhir.ReasonUpstreamUnavailable, "response aborted mid-stream")
 	}
-	if err := pending.Complete(c.auditCtx(), &c.acc); err != nil {
-		c.rt.g.deps.Logger.Error("audit completion failed",
-			"request_id", c.acc.RequestID, "error", err.Error())
-	}
 	c.log()
+	// The response has been sent; the agent need not wait for the
+	// completion's fsync. The intent is already durable, so a completion
+	// lost to a crash is closed as incomplete at the next start: the
+	// record never claims less than what may have been disclosed. Close
+	// waits for completions in flight.
+	g := c.rt.g
+	g.completions.Add(1)
+	acc := c.acc
+	ctx := c.auditCtx()
+	go func() {
+		defer g.completions.Done()
+		if err := pending.Complete(ctx, &acc); err != nil {
+			g.deps.Logger.Error("audit completion failed",
+				"request_id", acc.RequestID, "error", err.Error())
+		}
+	}()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// HTTPClient fetches JWKS documents; nil uses a client with timeouts.
 	HTTPClient *http.Client
+	// TokenCacheSize bounds the verified-token cache: 0 takes the default
+	// (10000 tokens), a negative value verifies every token.
+	TokenCacheSize int
 }
 
 // Gateway is fhirwall's HTTP handler. Its configuration is compiled into an
@@ -40,6 +44,9 @@ type Gateway struct {
 	deps    Deps
 	metrics *metrics
 	current atomic.Pointer[runtime]
+	// completions are audit completion records being written after their
+	// response was sent; Close waits for them.
+	completions sync.WaitGroup
 }
 
 // New compiles cfg and returns a gateway serving it. The error is
@@ -105,9 +112,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.router.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// Close stops the running configuration's background work. The Deps are
-// the caller's to close.
+// Close waits for audit completions still being written, then stops the
+// running configuration's background work. Call it after the HTTP server
+// has shut down and before the audit log is closed. The Deps are the
+// caller's to close.
 func (g *Gateway) Close() {
+	g.completions.Wait()
 	if rt := g.current.Load(); rt != nil {
 		rt.close()
 	}

@@ -65,6 +65,7 @@ func (g *Gateway) compile(ctx context.Context, cfg *policy.Config) (*runtime, er
 	var err error
 	rt.authn, err = policy.NewAuthenticator(issuerSpecs(cfg), policy.AuthOptions{
 		HTTPClient: g.deps.HTTPClient,
+		CacheSize:  g.deps.TokenCacheSize,
 		Registered: func(id string) bool { _, ok := rt.agents[id]; return ok },
 	})
 	if err != nil {

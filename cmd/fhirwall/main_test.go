@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestCheckReportsEveryProblemWithFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.yaml")
+	cfg := `public_base_url: http://127.0.0.1:8080
+auth:
+  issuers:
+    - issuer: https://idp
+      jwks_file: nowhere.json
+      audiences: [x]
+      algorithms: [ES256]
+agents:
+  - id: a
+    roles: [r]
+roles:
+  r:
+    scopes: [system/Claim.rs, system/Claim.frobnicate]
+    masks: [m]
+masks:
+  m: [Claim.noSuchElement]
+routes:
+  - {name: ehr, prefix: /fhir, kind: fhir, upstream: "http://127.0.0.1:9/fhir"}
+audit:
+  store: sqlite://audit.db
+`
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI("check", "--config", file)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		file + ":13: roles.r.scopes[1]",
+		file + ":16: masks.m[0]",
+		file + ":5: auth.issuers[0].jwks_file",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("missing %q in:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestDemoDoesItsMainJob(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := startDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(agent, path string) (int, string) {
+		req, _ := http.NewRequest("GET", d.public+path, nil)
+		if agent != "" {
+			tok, err := os.ReadFile(filepath.Join(dir, "tokens", agent+".jwt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("agent-billing-07", "/fhir/Claim"); code != 200 || strings.Contains(body, `"diagnosis"`) {
+		t.Fatalf("billing Claim search: %d %.300s", code, body)
+	}
+	if code, _ := get("", "/fhir/Patient"); code != 401 {
+		t.Fatalf("unauthenticated: %d", code)
+	}
+	if code, _ := get("agent-billing-07", "/fhir/Observation"); code != 403 {
+		t.Fatalf("billing Observation: %d", code)
+	}
+	if code, body := get("auditor-privacy-01", "/audit/AuditEvent?agent=agent-billing-07"); code != 200 || !strings.Contains(body, "agent-billing-07") {
+		t.Fatalf("auditor: %d %.300s", code, body)
+	}
+	// policy explain works on the demo's own files.
+	code, out, stderr := runCLI("policy", "explain", "--config", d.configFile,
+		"--token", filepath.Join(dir, "tokens", "agent-triage-01.jwt"), "GET", "/fhir/Observation")
+	if code != 0 || !strings.Contains(out, "decision: ALLOW") || !strings.Contains(out, "narrowing added: subject=Patient/") {
+		t.Fatalf("explain: exit %d\n%s%s", code, out, stderr)
+	}
+	d.close()
+	// After the run the chain verifies, read-only.
+	code, out, stderr = runCLI("audit", "verify", "--config", d.configFile)
+	if code != 0 || !strings.Contains(out, "audit chain OK") {
+		t.Fatalf("audit verify: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "k.pem")
+	code, out, stderr := runCLI("token", "--key", key, "--new-key", "--agent", "agent-x", "--scope", "system/Patient.rs system/Claim.rs")
+	if code != 0 || strings.Count(strings.TrimSpace(out), ".") != 2 || !strings.Contains(stderr, `"keys"`) {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	if code, _, _ := runCLI("token", "--key", key); code != 2 {
+		t.Fatalf("missing flags: exit %d, want 2", code)
+	}
+}
