@@ -64,8 +64,8 @@ var bulkOperations = map[string]bool{"everything": true, "export": true}
 
 // shadowAuthorization is what a shadow-mode route forwards with when the
 // decision was a refusal: nothing narrowed, nothing checked (the point of
-// shadow mode is to see what would break), masks still applied.
-func shadowAuthorization(*fhir.Request) *authorization { return &authorization{} }
+// shadow mode is to see what would break), the agent's masks still applied.
+func shadowAuthorization(masks []string) *authorization { return &authorization{profiles: masks} }
 
 // effectiveScopes are the token's scopes mapped through scope_map and cut
 // down to the agent's role ceilings.

@@ -125,11 +125,10 @@ func (rt *runtime) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	action := strings.TrimPrefix(r.URL.Path, "/admin/")
 	g := rt.g.deps.Guard
 	ctx := r.Context()
-	var result any
-	var err error
+	var do func() (any, error)
 	switch {
 	case action == "revocations" && r.Method == http.MethodGet:
-		result, err = g.Revocations(ctx)
+		do = func() (any, error) { return g.Revocations(ctx) }
 	case (action == "revoke" || action == "restore") && r.Method == http.MethodPost:
 		var req adminRequest
 		body, rerr := readBody(r, 64<<10)
@@ -148,29 +147,40 @@ func (rt *runtime) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		c.acc.ResourceType = "Agent"
 		c.acc.ResourceID = req.Agent
-		if action == "revoke" {
-			err = g.Revoke(ctx, guard.Revocation{Agent: req.Agent, JTI: req.JTI, Reason: req.Reason, By: c.principal.AgentID, At: time.Now()})
-		} else {
-			err = g.Restore(ctx, req.Agent, req.JTI)
+		do = func() (any, error) {
+			var err error
+			if action == "revoke" {
+				err = g.Revoke(ctx, guard.Revocation{Agent: req.Agent, JTI: req.JTI, Reason: req.Reason, By: c.principal.AgentID, At: time.Now()})
+			} else {
+				err = g.Restore(ctx, req.Agent, req.JTI)
+			}
+			return map[string]string{"status": action + "d", "agent": req.Agent, "jti": req.JTI}, err
 		}
-		result = map[string]string{"status": action + "d", "agent": req.Agent, "jti": req.JTI}
 	case action == "reload" && r.Method == http.MethodPost:
-		err = rt.g.reloadFromFile(ctx)
-		result = map[string]string{"status": "reloaded", "policy": rt.g.Config().Version}
+		do = func() (any, error) {
+			err := rt.g.reloadFromFile(ctx)
+			return map[string]string{"status": "reloaded", "policy": rt.g.Config().Version}, err
+		}
 	default:
 		c.refuse(fhir.Errorf(fhir.ReasonNotFound, "no such admin action"))
 		return
 	}
-	if err != nil {
-		c.refuse(err)
-		return
-	}
+	// The intent is durable before the action takes effect: an admin
+	// action that cannot be recorded does not happen.
 	pending, err := rt.g.deps.Audit.Intent(c.auditCtx(), &c.acc)
 	if err != nil {
-		c.refuse(fhir.Wrap(fhir.ReasonAuditUnavailable, err, "the admin action cannot be recorded"))
+		c.refuse(fhir.Wrap(fhir.ReasonAuditUnavailable, err, "the admin action cannot be recorded, so it is not performed"))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(c.w).Encode(result)
-	c.complete(pending, &exchange{}, false)
+	x := &exchange{}
+	result, err := do()
+	if err != nil {
+		x.upstreamErr = err
+		c.acc.Decision = audit.DecisionAllow
+		fhir.WriteError(c.w, err)
+	} else {
+		c.w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(c.w).Encode(result)
+	}
+	c.complete(pending, x, false)
 }

@@ -70,7 +70,7 @@ func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Shadow mode: the decision is recorded, not enforced.
 		c.acc.Decision = audit.DecisionShadowDeny
 		c.acc.Reason = string(auditReason(err))
-		az = shadowAuthorization(req)
+		az = shadowAuthorization(c.grant.masks)
 	}
 	x := &exchange{upstreamPath: rest, rawQuery: az.rawQuery(r.URL.RawQuery), body: az.body(body)}
 	if az.prefetch != nil {
@@ -86,7 +86,11 @@ func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		x.ifMatch = ifMatch(r.Header, version)
 	}
-	h.resp.attach(x, c, az)
+	if req.Interaction == fhir.InteractionCapabilities {
+		x.filter = capabilityFilter(c.effectiveScopes(), h.fw)
+	} else {
+		h.resp.attach(x, c, az)
+	}
 	c.forward(h.fw, x)
 }
 

@@ -73,6 +73,11 @@ routes:
     prefix: /fhir
     kind: fhir
     upstream: {{.Upstream}}/fhir
+  - name: shadow
+    prefix: /shadow
+    kind: fhir
+    enforce: false
+    upstream: {{.Upstream}}/fhir
   - name: echo
     prefix: /echo
     kind: fhir

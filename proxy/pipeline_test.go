@@ -231,3 +231,64 @@ func TestRESTRouteRules(t *testing.T) {
 		}
 	}
 }
+
+func TestMetadataIsTrimmedToTheAgent(t *testing.T) {
+	h := newHarness(t)
+	tok := h.token("agent-billing-07", "system/Claim.rs", "system/Patient.rs")
+	resp := h.do("GET", "/fhir/metadata", tok, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 200 || m["resourceType"] != "CapabilityStatement" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	types := map[string]bool{}
+	for _, r := range m["rest"].([]any)[0].(map[string]any)["resource"].([]any) {
+		rm := r.(map[string]any)
+		types[rm["type"].(string)] = true
+		for _, it := range rm["interaction"].([]any) {
+			if code := it.(map[string]any)["code"]; code != "read" && code != "vread" && code != "search-type" && code != "history-instance" && code != "history-type" {
+				t.Errorf("%s offers %v to a read-only agent", rm["type"], code)
+			}
+		}
+	}
+	if !types["Claim"] || !types["Patient"] || types["Observation"] || types["Condition"] {
+		t.Fatalf("types offered: %v", types)
+	}
+	if !bytes.Contains(body, []byte("SMART-on-FHIR")) {
+		t.Error("no SMART security service")
+	}
+	if bytes.Contains(body, []byte(strings.TrimPrefix(h.upstream.URL, "http://"))) {
+		t.Error("the upstream host leaks through the CapabilityStatement")
+	}
+	resp = h.do("GET", "/fhir/.well-known/smart-configuration", "", nil)
+	m, body = readJSON(t, resp)
+	if resp.StatusCode != 200 || m["capabilities"] == nil || m["issuer"] == nil {
+		t.Fatalf("smart-configuration: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestShadowModeAuditsWhatWouldBeRefused(t *testing.T) {
+	h := newHarness(t)
+	tok := h.token("agent-billing-07", "system/Claim.rs", "system/Patient.rs")
+	resp := h.do("GET", "/shadow/Observation?_count=1", tok, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 200 || m["resourceType"] != "Bundle" {
+		t.Fatalf("shadow route refused: %d %s", resp.StatusCode, body)
+	}
+	// Masks still apply in shadow mode.
+	resp = h.do("GET", "/shadow/Patient/"+h.patient(0), tok, nil)
+	p, _ := readJSON(t, resp)
+	if _, ok := p["telecom"]; ok {
+		t.Error("shadow mode dropped the masks")
+	}
+	h.gw.completions.Wait() // completion records are written after the response
+	events := h.exportAudit()
+	if !strings.Contains(events, "shadow-deny") || !strings.Contains(events, "scope-missing") {
+		t.Fatal("the shadow refusal is not audited as shadow-deny scope-missing")
+	}
+	// The enforcing route refuses the same request.
+	resp = h.do("GET", "/fhir/Observation?_count=1", tok, nil)
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("enforcing route: %d", resp.StatusCode)
+	}
+}
