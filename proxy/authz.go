@@ -19,6 +19,8 @@ type authorization struct {
 	check         masking.Check
 	patients      func() []string
 	hideExistence bool
+	// decision is the whole decision (batch entries are planned from it).
+	decision policy.Decision
 	// prefetch, when set, checks the target of a write before it is
 	// forwarded (see policy.Decision.Prefetch).
 	prefetch *policy.ResourceCheck
@@ -199,16 +201,8 @@ func (rt *runtime) authorize(c *call, req *fhir.Request) (*authorization, error)
 		// that a record exists; the audit keeps the real reason.
 		return nil, &refusal{answer: d.Err(), reason: d.Reason}
 	}
-	if req.Interaction == fhir.InteractionBatch {
-		// Each entry is decided; until per-entry forwarding lands, a
-		// batch with any refused entry is refused whole (fail closed).
-		for i, e := range d.EntryDecisions {
-			if !e.Allow {
-				return nil, fhir.Errorf(e.Reason, "batch entry %d: %s", i, e.Detail)
-			}
-		}
-	}
 	az := &authorization{
+		decision:      d,
 		profiles:      c.grant.masks,
 		hideExistence: d.NotFoundOnRefusal,
 	}

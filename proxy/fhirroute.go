@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -59,12 +60,7 @@ func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	az, err := h.rt.authorize(c, req)
 	if err != nil {
 		if h.rc.Enforced() {
-			var rf *refusal
-			if errors.As(err, &rf) {
-				c.refuseAudited(rf.answer, rf.reason)
-			} else {
-				c.refuse(err)
-			}
+			c.refuseAudited(answerOf(err), auditReason(err))
 			return
 		}
 		// Shadow mode: the decision is recorded, not enforced.
@@ -86,10 +82,33 @@ func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		x.ifMatch = ifMatch(r.Header, version)
 	}
-	if req.Interaction == fhir.InteractionCapabilities {
+	var plan *bundlePlan
+	if (req.Interaction == fhir.InteractionBatch || req.Interaction == fhir.InteractionTransaction) && c.acc.Decision == audit.DecisionAllow {
+		if plan, err = h.planBundle(r.Context(), req, az.decision); err != nil {
+			c.refuseAudited(answerOf(err), auditReason(err))
+			return
+		}
+		if len(plan.forwarded) == 0 {
+			h.answerRefusedBatch(c, plan)
+			return
+		}
+		x.body = plan.body
+	}
+	switch {
+	case req.Interaction == fhir.InteractionCapabilities:
 		x.filter = capabilityFilter(c.effectiveScopes(), h.fw)
-	} else {
+	default:
 		h.resp.attach(x, c, az)
+	}
+	if plan != nil && req.Interaction == fhir.InteractionBatch {
+		inner := x.filter
+		x.filter = func(resp *http.Response) error {
+			if err := plan.mergeBatchResponse(resp); err != nil {
+				x.filterErr = err
+				return err
+			}
+			return inner(resp)
+		}
 	}
 	c.forward(h.fw, x)
 }
@@ -159,4 +178,34 @@ func auditReason(err error) fhir.Reason {
 		return rf.reason
 	}
 	return fhir.ReasonOf(err)
+}
+
+// answerRefusedBatch answers a batch whose every entry was refused: a
+// batch-response with each entry's own refusal, nothing forwarded.
+func (h *fhirRoute) answerRefusedBatch(c *call, plan *bundlePlan) {
+	entries := make([]any, len(plan.refused))
+	for i, e := range plan.refused {
+		entries[i] = entryAnswer(e)
+	}
+	body, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "batch-response", "entry": entries})
+	c.acc.Decision = audit.DecisionDeny
+	c.acc.Reason = string(fhir.ReasonOf(plan.refused[0]))
+	c.w.Header().Set("Content-Type", fhir.ContentTypeJSON)
+	c.w.WriteHeader(http.StatusOK)
+	_, _ = c.w.Write(body)
+	c.finishAccess()
+	if err := c.rt.g.deps.Audit.Record(c.auditCtx(), &c.acc); err != nil {
+		c.rt.g.deps.Logger.Error("audit record of a refused batch failed", "request_id", c.acc.RequestID, "error", err.Error())
+	}
+	c.log()
+}
+
+// answerOf is the error to answer the agent with for an authorization
+// error (a refusal may answer differently from what it audits).
+func answerOf(err error) error {
+	var rf *refusal
+	if errors.As(err, &rf) {
+		return rf.answer
+	}
+	return err
 }

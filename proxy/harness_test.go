@@ -53,7 +53,7 @@ roles:
     scopes: [system/Claim.rs, system/Coverage.rs, system/Patient.rs]
     masks: [hide-diagnosis, contact-minimum]
   triage:
-    scopes: [patient/Patient.rs, patient/Observation.rs, patient/Encounter.rs, patient/Condition.rs]
+    scopes: [patient/Patient.rs, patient/Observation.cruds, patient/Encounter.rs, patient/Condition.rs]
   echo:
     scopes: [system/Patient.rs, system/Patient.c, "system/*.rs"]
   auditor:

@@ -292,3 +292,80 @@ func TestShadowModeAuditsWhatWouldBeRefused(t *testing.T) {
 		t.Fatalf("enforcing route: %d", resp.StatusCode)
 	}
 }
+
+func TestBatchEntriesAreAuthorizedOneByOne(t *testing.T) {
+	h := newHarness(t)
+	own, other := h.patient(0), h.patient(1)
+	tok := h.tokenWithPatient("agent-triage-01", own, "patient/Observation.rs", "patient/Patient.rs")
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[
+	 {"request":{"method":"GET","url":"Observation?category=vital-signs"}},
+	 {"request":{"method":"GET","url":"Claim"}},
+	 {"request":{"method":"GET","url":"Observation/obs-` + strings.TrimPrefix(other, "pat-") + `-1"}},
+	 {"request":{"method":"GET","url":"Patient/` + own + `"}}]}`
+	resp := h.do("POST", "/fhir", tok, strings.NewReader(batch), "Content-Type", "application/fhir+json")
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 200 || m["type"] != "batch-response" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	es := m["entry"].([]any)
+	if len(es) != 4 {
+		t.Fatalf("%d entries, want one answer per request entry: %s", len(es), body)
+	}
+	want := []string{"200", "403", "404", "200"}
+	for i, e := range es {
+		status := e.(map[string]any)["response"].(map[string]any)["status"].(string)
+		if !strings.HasPrefix(status, want[i]) {
+			t.Errorf("entry %d: status %q, want %s", i, status, want[i])
+		}
+	}
+	if bytes.Contains(body, []byte("Patient/"+other)) {
+		t.Fatal("another patient's data is in the batch response")
+	}
+	// The narrowed search held only the patient's observations.
+	inner := es[0].(map[string]any)["resource"].(map[string]any)
+	for _, o := range entries(t, inner) {
+		if o["subject"].(map[string]any)["reference"] != "Patient/"+own {
+			t.Fatal("the batch search was not narrowed to the patient")
+		}
+	}
+}
+
+func TestWritesCannotReachAnotherPatientsRecords(t *testing.T) {
+	h := newHarness(t)
+	own, other := h.patient(0), h.patient(1)
+	tok := h.tokenWithPatient("agent-triage-01", own, "patient/Observation.rs", "patient/Observation.cu")
+	otherObs := "obs-" + strings.TrimPrefix(other, "pat-") + "-1"
+	// Moving another patient's observation into this patient's record.
+	body := `{"resourceType":"Observation","id":"` + otherObs + `","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + own + `"}}`
+	resp := h.do("PUT", "/fhir/Observation/"+otherObs, tok, strings.NewReader(body), "Content-Type", "application/fhir+json")
+	m, _ := readJSON(t, resp)
+	if resp.StatusCode != 404 || outcomeReason(t, m) != "not-found" {
+		t.Fatalf("update of another patient's record: %d %v", resp.StatusCode, m)
+	}
+	// Writing into another patient's compartment.
+	body = `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + other + `"}}`
+	resp = h.do("POST", "/fhir/Observation", tok, strings.NewReader(body), "Content-Type", "application/fhir+json")
+	m, _ = readJSON(t, resp)
+	if resp.StatusCode != 403 || outcomeReason(t, m) != "compartment-violation" {
+		t.Fatalf("create for another patient: %d %v", resp.StatusCode, m)
+	}
+	// The same smuggled through a transaction refuses it whole.
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+	 {"fullUrl":"urn:uuid:1","resource":{"resourceType":"Observation","status":"final","code":{"text":"ok"},"subject":{"reference":"Patient/` + own + `"}},"request":{"method":"POST","url":"Observation"}},
+	 {"resource":{"resourceType":"Observation","id":"` + otherObs + `","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + own + `"}},"request":{"method":"PUT","url":"Observation/` + otherObs + `"}}]}`
+	resp = h.do("POST", "/fhir", tok, strings.NewReader(tx), "Content-Type", "application/fhir+json")
+	m, _ = readJSON(t, resp)
+	if resp.StatusCode < 400 || m["resourceType"] != "OperationOutcome" {
+		t.Fatalf("smuggling transaction: %d %v", resp.StatusCode, m)
+	}
+	// An honest write in its own compartment goes through.
+	body = `{"resourceType":"Observation","status":"final","code":{"text":"ok"},"subject":{"reference":"Patient/` + own + `"}}`
+	resp = h.do("POST", "/fhir/Observation", tok, strings.NewReader(body), "Content-Type", "application/fhir+json")
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("own create: %d", resp.StatusCode)
+	}
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, h.public+"/fhir/Observation/") {
+		t.Errorf("Location %q", loc)
+	}
+}
