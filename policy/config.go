@@ -94,6 +94,10 @@ type AgentConfig struct {
 	ID string `yaml:"id"`
 	// Roles name entries of roles.
 	Roles []string `yaml:"roles"`
+	// Issuer binds the agent to one trusted issuer: a token naming this
+	// agent from any other issuer is refused. Required when more than one
+	// issuer is trusted, so that no issuer can speak for another's agents.
+	Issuer string `yaml:"issuer"`
 	// Description is free text for admins.
 	Description string `yaml:"description"`
 }

@@ -102,3 +102,31 @@ func TestLineLocatesNestedKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestSeveralIssuersNeedAgentsBoundToOne(t *testing.T) {
+	cfg := `public_base_url: http://gw
+auth:
+  issuers:
+    - {issuer: https://a, jwks_file: a.json, audiences: [x], algorithms: [ES256]}
+    - {issuer: https://b, jwks_file: b.json, audiences: [x], algorithms: [ES256]}
+agents:
+  - {id: unbound, roles: [r]}
+  - {id: bound, roles: [r], issuer: https://b}
+  - {id: stray, roles: [r], issuer: https://c}
+roles:
+  r: {scopes: [system/Patient.rs]}
+routes:
+  - {name: ehr, prefix: /fhir, kind: fhir, upstream: "http://127.0.0.1:9/fhir"}
+audit: {store: "sqlite://a.db"}
+`
+	_, err := Parse("two.yaml", []byte(cfg))
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if !strings.Contains(msg, "two.yaml:7: agents[0].issuer: several issuers are trusted") ||
+		!strings.Contains(msg, `two.yaml:9: agents[2].issuer: issuer "https://c" is not among auth.issuers`) ||
+		strings.Contains(msg, "agents[1]") {
+		t.Fatalf("got:\n%s", msg)
+	}
+}

@@ -137,6 +137,12 @@ func (c *Config) validate() []Problem {
 		if len(a.Roles) == 0 {
 			add(p+".roles", "an agent needs at least one role")
 		}
+		switch {
+		case a.Issuer != "" && !seenIss[a.Issuer]:
+			add(p+".issuer", "issuer %q is not among auth.issuers", a.Issuer)
+		case a.Issuer == "" && len(c.Auth.Issuers) > 1:
+			add(p+".issuer", "several issuers are trusted: name the one that speaks for this agent")
+		}
 		for j, r := range a.Roles {
 			if !roleNames[r] {
 				add(fmt.Sprintf("%s.roles[%d]", p, j), "unknown role %q", r)

@@ -73,6 +73,9 @@ func (c *call) authenticate() error {
 	}
 	c.principal = p
 	c.grant = c.rt.agents[p.AgentID]
+	if c.grant.issuer != "" && c.grant.issuer != p.Issuer {
+		return fhir.Errorf(fhir.ReasonAgentUnknown, "the agent is not registered with this token's issuer")
+	}
 	c.acc.Agent = audit.Agent{
 		ID:           p.AgentID,
 		ClientID:     p.ClientID,

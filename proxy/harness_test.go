@@ -46,6 +46,8 @@ agents:
     roles: [echo]
   - id: auditor-1
     roles: [auditor]
+  - id: agent-limited
+    roles: [limited, billing]
   - id: admin-1
     roles: [admin]
 roles:
@@ -58,6 +60,9 @@ roles:
     scopes: [system/Patient.rs, system/Patient.c, "system/*.rs"]
   auditor:
     scopes: [system/AuditEvent.rs]
+  limited:
+    scopes: [system/Patient.rs]
+    limits: {requests_per_second: 0.1, burst: 4, patients_per_hour: 2}
   admin:
     admin: true
 scope_map:
@@ -147,6 +152,13 @@ func (e *echoUpstream) seen() (*http.Request, []byte, int) {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessOpts(t, nil)
+}
+
+// newHarnessOpts builds a harness; g, when set, replaces the in-memory
+// guard (the harness closes it).
+func newHarnessOpts(t *testing.T, g *guard.Guard) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), echo: &echoUpstream{}}
 	h.sample = fhirsample.New(fhirsample.Options{Patients: 5, Seed: 1})
 	mux := http.NewServeMux()
@@ -179,8 +191,11 @@ func newHarness(t *testing.T) *harness {
 	h.log, err = audit.Open(context.Background(), "sqlite://"+filepath.Join(h.dir, "audit.db"), audit.Options{Source: "test"})
 	must(t, err)
 	t.Cleanup(func() { h.log.Close() })
-	h.guard, err = guard.New(context.Background(), guard.Options{})
-	must(t, err)
+	h.guard = g
+	if h.guard == nil {
+		h.guard, err = guard.New(context.Background(), guard.Options{})
+		must(t, err)
+	}
 	t.Cleanup(func() { h.guard.Close() })
 	h.gw, err = New(context.Background(), cfg, Deps{Audit: h.log, Guard: h.guard})
 	must(t, err)

@@ -31,6 +31,7 @@ type runtime struct {
 // agentGrant is what an agent's roles give it, merged.
 type agentGrant struct {
 	id         string
+	issuer     string // "" when only one issuer is trusted
 	roles      []string
 	ceilings   []string
 	masks      []string
@@ -127,7 +128,7 @@ func (g *Gateway) compile(ctx context.Context, cfg *policy.Config) (*runtime, er
 func grants(cfg *policy.Config) map[string]*agentGrant {
 	out := make(map[string]*agentGrant, len(cfg.Agents))
 	for _, a := range cfg.Agents {
-		ag := &agentGrant{id: a.ID, roles: a.Roles}
+		ag := &agentGrant{id: a.ID, roles: a.Roles, issuer: a.Issuer}
 		var limits []guard.Limits
 		for _, name := range a.Roles {
 			role := cfg.Roles[name]
