@@ -279,8 +279,8 @@ func gjsonMask(w io.Writer, body []byte) error {
 // streamed from a reader that never holds it allocates a small fraction of
 // that.
 func TestMemoryBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("streams 48 MB")
+	if testing.Short() || raceEnabled {
+		t.Skip("streams 48 MB; allocation totals are not meaningful under -race")
 	}
 	s, _ := Compile(benchRules, Options{})
 	rw, _ := s.Rewriter([]string{"bench"}, nil)
@@ -354,4 +354,28 @@ type countingWriter struct {
 func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += len(p)
 	return len(p), nil
+}
+
+// Allocations per Rewrite do not grow with the number of entries (only the
+// Summary's slices double, logarithmically), for every rewriter variant.
+func TestAllocsDoNotGrowWithBody(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	s, _ := Compile(benchRules, Options{UpstreamBase: "http://upstream.internal:9090/fhir", PublicBase: "https://gw.example.org/fhir"})
+	small, large := makeSearchset(64<<10), makeSearchset(1<<20)
+	for _, profiles := range [][]string{nil, {"bench"}, {"bench", "typewide"}} {
+		rw, _ := s.Rewriter(profiles, nil)
+		allocs := func(body []byte) float64 {
+			return testing.AllocsPerRun(5, func() {
+				if _, err := rw.Rewrite(io.Discard, bytes.NewReader(body)); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		a, b := allocs(small), allocs(large)
+		if b > a+12 {
+			t.Errorf("profiles %v: %.0f allocs for 64 KiB, %.0f for 1 MiB", profiles, a, b)
+		}
+	}
 }

@@ -34,7 +34,7 @@ func (w *walker) transitions(f *field, key []byte, ext bool, lo, hi int) (tlo, t
 		anchors = w.plan.anchors[f.typ.id]
 		for _, id := range anchors {
 			if len(rules[id].steps) == 0 {
-				w.cs = append(w.cs, cursor{rule: id, pos: -1})
+				w.cs = append(w.cs, cursor{rule: id, pos: -1, pred: rules[id].anchorPred})
 			}
 		}
 	}
@@ -53,7 +53,7 @@ func (w *walker) transitions(f *field, key []byte, ext bool, lo, hi int) (tlo, t
 	}
 	for _, id := range anchors {
 		if len(rules[id].steps) > 0 {
-			w.cs = append(w.cs, cursor{rule: id})
+			w.cs = append(w.cs, cursor{rule: id, pred: rules[id].anchorPred})
 		}
 	}
 	return tlo, thi, clo, len(w.cs)

@@ -82,38 +82,42 @@ func skipValue(b []byte, i int) int {
 }
 
 // tape records where every object and array of a validated value ends, so
-// the walker skips a subtree without scanning it again. It holds (start,
-// end) offset pairs in document order, relative to the start of the
-// validated value.
+// the walker skips a subtree without scanning it again, and where each
+// object's member records are. It holds (start, end, first, count) per
+// container in document order, offsets relative to the start of the
+// validated value; an object's members are records first..first+count of
+// the member tape, each (name quote offset, name length as written, value
+// start, value end).
 type tape []int32
 
-// tapeCursor looks ends up in a tape. The walker asks in document order, so
-// the search gallops forward from the last hit: O(1) for the next sibling,
-// O(log n) past a skipped subtree.
+// tapeCursor looks containers up in a tape. The walker asks in document
+// order, so the search gallops forward from the last hit: O(1) for the next
+// sibling, O(log n) past a skipped subtree.
 type tapeCursor struct {
 	t    tape
+	mt   []int32
 	hint int
 }
 
-// end returns the offset past the container starting at pos, or -1.
-func (c *tapeCursor) end(pos int) int {
-	t, n := c.t, len(c.t)/2
+// find returns the tape index of the container starting at pos, or -1.
+func (c *tapeCursor) find(pos int) int {
+	t, n := c.t, len(c.t)/4
 	lo := c.hint
-	if lo >= n || int(t[2*lo]) > pos {
+	if lo >= n || int(t[4*lo]) > pos {
 		lo = 0
 	}
 	step := 1
-	for lo+step < n && int(t[2*(lo+step)]) <= pos {
+	for lo+step < n && int(t[4*(lo+step)]) <= pos {
 		lo += step
 		step *= 2
 	}
 	hi := min(lo+step, n)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		switch s := int(t[2*mid]); {
+		switch s := int(t[4*mid]); {
 		case s == pos:
 			c.hint = mid + 1
-			return int(t[2*mid+1])
+			return mid
 		case s < pos:
 			lo = mid + 1
 		default:
@@ -121,6 +125,27 @@ func (c *tapeCursor) end(pos int) int {
 		}
 	}
 	return -1
+}
+
+// end returns the offset past the container starting at pos, or -1.
+func (c *tapeCursor) end(pos int) int {
+	if k := c.find(pos); k >= 0 {
+		return int(c.t[4*k+1])
+	}
+	return -1
+}
+
+// memberRecords returns the member records of the object starting at pos.
+func (c *tapeCursor) memberRecords(pos int) ([]int32, bool) {
+	k := c.find(pos)
+	if k < 0 {
+		return nil, false
+	}
+	first, count := int(c.t[4*k+2]), int(c.t[4*k+3])
+	if 4*(first+count) > len(c.mt) {
+		return nil, false
+	}
+	return c.mt[4*first : 4*(first+count)], true
 }
 
 // skip is skipValue for a value at offset off+i of the taped document.
@@ -147,18 +172,35 @@ type members struct {
 	// plainKeys: no member name in the document has an escape, so a name
 	// ends at the next quote.
 	plainKeys bool
+	// recs are the object's member records from the tape, when taped.
+	recs  []int32
+	taped bool
 }
 
 func newMembers(b []byte) members { return members{b: b, i: 1} }
 
 func newMembersAt(b []byte, off int, tp *tapeCursor) members {
-	return members{b: b, i: 1, off: off, tp: tp}
+	m := members{b: b, i: 1, off: off, tp: tp}
+	if tp != nil {
+		m.recs, m.taped = tp.memberRecords(off)
+	}
+	return m
 }
 
 // valOff is the document offset of the value next last returned.
 func (m *members) valOff(val []byte) int { return m.off + m.i - len(val) }
 
 func (m *members) next() (key []byte, val []byte, ok bool) {
+	if m.taped {
+		if len(m.recs) < 4 {
+			return nil, nil, false
+		}
+		r := m.recs[:4]
+		m.recs = m.recs[4:]
+		at, vs, ve := int(r[0])-m.off, int(r[2])-m.off, int(r[3])-m.off
+		m.keyAt, m.i = at, ve
+		return m.b[at+1 : at+1+int(r[1])], m.b[vs:ve], true
+	}
 	b := m.b
 	i := skipWS(b, m.i)
 	if i >= len(b) || b[i] == '}' {

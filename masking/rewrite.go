@@ -63,7 +63,7 @@ func (rw *Rewriter) walker(src io.Reader) (*walker, *window, *validator) {
 		out: w.out[:0], cs: w.cs[:0], scratch: w.scratch[:0], keybuf: w.keybuf[:0], tmp: w.tmp[:0],
 		counts: make([]int, len(rw.plan.rules)), links: opts.UpstreamBase != "",
 		win:   window{r: src, buf: w.win.buf, limit: int(opts.MaxResourceBytes)},
-		valid: validator{maxDepth: opts.MaxDepth, keys: w.valid.keys[:0], arena: w.valid.arena[:0], big: w.valid.big},
+		valid: validator{maxDepth: opts.MaxDepth, keys: w.valid.keys[:0], arena: w.valid.arena[:0], big: w.valid.big, tape: w.valid.tape[:0], mtape: w.valid.mtape[:0]},
 	}
 	if len(w.win.buf) < windowSize {
 		w.win.buf = make([]byte, windowSize)
@@ -77,8 +77,9 @@ func (rw *Rewriter) walker(src io.Reader) (*walker, *window, *validator) {
 func (w *walker) release() {
 	w.rw, w.plan, w.mac, w.win.r, w.tape = nil, nil, nil, nil, tapeCursor{}
 	w.sum, w.counts, w.refArena, w.refSpans = Summary{}, nil, nil, nil
-	if cap(w.win.buf) > 4*windowSize || cap(w.out) > 4*flushSize {
-		w.win.buf, w.out = nil, nil // do not pin a large resource's buffers
+	if cap(w.win.buf) > 4*windowSize || cap(w.out) > 4*flushSize || cap(w.valid.mtape) > 1<<16 {
+		// do not pin a large resource's buffers
+		w.win.buf, w.out, w.valid.tape, w.valid.mtape = nil, nil, nil, nil
 	}
 	walkers.Put(w)
 }
@@ -144,7 +145,7 @@ func (rw *Rewriter) Rewrite(dst io.Writer, src io.Reader) (Summary, error) {
 		if err != nil {
 			return Summary{}, err
 		}
-		w.canonical, w.tape = v.escapedKey, tapeCursor{t: v.tape}
+		w.canonical, w.tape = v.escapedKey, tapeCursor{t: v.tape, mt: v.mtape}
 		dropped, err := w.resource(b, 0, TopLevel)
 		if err != nil {
 			return Summary{}, err
@@ -192,7 +193,7 @@ func (rw *Rewriter) RewriteNDJSON(dst io.Writer, src io.Reader) (Summary, error)
 		if skipWS(line, n) != len(line) {
 			return Summary{}, unmaskable(ErrMalformed, "an NDJSON line holds more than one value")
 		}
-		w.canonical, w.tape = v.escapedKey, tapeCursor{t: v.tape}
+		w.canonical, w.tape = v.escapedKey, tapeCursor{t: v.tape, mt: v.mtape}
 		mark := len(w.out)
 		dropped, err := w.resource(line[:n], 0, NDJSONLine)
 		if err != nil {

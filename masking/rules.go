@@ -15,7 +15,9 @@ type RuleSpec struct {
 	// Reference.display every Reference.display. A segment may be followed
 	// by .where(element='literal') to restrict the rule to the elements
 	// whose primitive child equals the literal (compared after decoding
-	// JSON escapes): Patient.identifier.where(system='urn:x').value.
+	// JSON escapes): Patient.identifier.where(system='urn:x').value, or,
+	// type-wide, Identifier.where(system='http://hl7.org/fhir/sid/us-ssn')
+	// for that identifier in every resource.
 	Path string
 	// Action is what happens to each element the path names:
 	//   - remove (the default when empty): the element goes, with its
@@ -76,6 +78,7 @@ type rule struct {
 	anchor      *typeInfo
 	typeWide    bool
 	steps       []step
+	anchorPred  *step // a type-wide rule's where(): Identifier.where(system='x')
 	action      action
 	replacement []byte // JSON string, for redact
 }
@@ -101,8 +104,15 @@ func compileRule(profile string, spec RuleSpec, hashKey []byte) (*rule, error) {
 	} else {
 		return nil, fmt.Errorf("%q is neither an R4 resource type nor an R4 data type", segs[0].name)
 	}
-	if segs[0].predKey != "" {
-		return nil, errors.New("where() cannot follow the type name")
+	if p := segs[0]; p.predKey != "" {
+		if !r.typeWide {
+			return nil, errors.New("where() cannot follow a resource type (only a data type, as in Identifier.where(system='...'))")
+		}
+		pf := r.anchor.fields[p.predKey]
+		if pf == nil || pf.kind != kindPrimitive {
+			return nil, fmt.Errorf("where(%s=...): %q is not a primitive element of %s", p.predKey, p.predKey, p.name)
+		}
+		r.anchorPred = &step{predKey: p.predKey, predVal: p.predVal}
 	}
 	if len(segs) == 1 && !r.typeWide {
 		return nil, errors.New("a path must name an element of the resource, not the whole resource")

@@ -74,7 +74,7 @@ func (w *walker) streamBundle(dst io.Writer, win *window, v *validator) (bool, e
 			return true, err
 		}
 		w.canonical = escaped || v.escapedKey
-		w.tape = tapeCursor{t: v.tape}
+		w.tape = tapeCursor{t: v.tape, mt: v.mtape}
 		switch string(key) {
 		case "id":
 			if s, ok := stringValue(val, w.scratch); ok {
@@ -220,7 +220,7 @@ func (w *walker) streamEntries(dst io.Writer, win *window, v *validator, lo, hi 
 		if err != nil {
 			return err
 		}
-		w.canonical, w.tape = v.escapedKey, tapeCursor{t: v.tape}
+		w.canonical, w.tape = v.escapedKey, tapeCursor{t: v.tape, mt: v.mtape}
 		mark := len(w.out)
 		if n == 0 {
 			w.out = append(w.out, `,"entry":[`...)

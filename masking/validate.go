@@ -31,6 +31,10 @@ type keyRef struct {
 	// sig is the length and case-folded first byte of an ASCII name: two
 	// ASCII names with different sigs cannot collide.
 	sig int32
+	// at is the offset of the name's opening quote, rawN the length of the
+	// name as written, vs and ve the value's span: the member record the
+	// walker reads instead of scanning again.
+	at, rawN, vs, ve int32
 }
 
 type validator struct {
@@ -41,6 +45,7 @@ type validator struct {
 	keys       []keyRef
 	arena      []byte
 	tape       tape
+	mtape      []int32 // member records (see tape)
 	big        []map[string]struct{}
 }
 
@@ -48,7 +53,7 @@ type validator struct {
 // whitespace) and returns the offset just past it. depth is the nesting
 // level of the value's container.
 func (v *validator) validate(b []byte, depth int) (int, error) {
-	v.keys, v.arena, v.tape, v.escapedKey = v.keys[:0], v.arena[:0], v.tape[:0], false
+	v.keys, v.arena, v.tape, v.mtape, v.escapedKey = v.keys[:0], v.arena[:0], v.tape[:0], v.mtape[:0], false
 	return v.value(b, 0, depth)
 }
 
@@ -92,7 +97,7 @@ func (v *validator) object(b []byte, i, depth int) (int, error) {
 // are v.keys[base:].
 func (v *validator) members(b []byte, i, depth, base int) (int, error) {
 	ti := len(v.tape)
-	v.tape = append(v.tape, int32(i), 0)
+	v.tape = append(v.tape, int32(i), 0, 0, 0)
 	i = skipWS(b, i+1)
 	if i >= len(b) {
 		return i, errShort
@@ -110,7 +115,7 @@ func (v *validator) members(b []byte, i, depth, base int) (int, error) {
 			return end, err
 		}
 		kb := b[i+1 : end-1]
-		ref := keyRef{off: int32(i + 1), n: int32(len(kb))}
+		ref := keyRef{off: int32(i + 1), n: int32(len(kb)), at: int32(i), rawN: int32(len(kb))}
 		if esc&strEscaped != 0 {
 			v.escapedKey = true
 			start := len(v.arena)
@@ -119,14 +124,27 @@ func (v *validator) members(b []byte, i, depth, base int) (int, error) {
 			if hasControl(kb) {
 				return i, ErrMalformed // member names never hold control characters
 			}
-			ref = keyRef{off: int32(start), n: int32(len(kb)), inArena: true}
+			ref.off, ref.n, ref.inArena = int32(start), int32(len(kb)), true
 		}
 		if esc != 0 && !isASCII(kb) {
 			ref.wide = true
 		} else if len(kb) > 0 {
 			ref.sig = int32(len(kb)<<8 | int(kb[0]|0x20))
 		}
-		if err := v.addKey(b, kb, ref, base, depth); err != nil {
+		// The usual case inline: few names, ASCII, none sharing length and
+		// folded first byte with the new one.
+		fast := !ref.wide && len(v.keys)-base < maxLinearKeys
+		if fast {
+			for _, other := range v.keys[base:] {
+				if other.sig == ref.sig || other.wide {
+					fast = false
+					break
+				}
+			}
+		}
+		if fast {
+			v.keys = append(v.keys, ref)
+		} else if err := v.addKey(b, kb, ref, base, depth); err != nil {
 			return i, err
 		}
 		i = skipWS(b, end)
@@ -136,9 +154,12 @@ func (v *validator) members(b []byte, i, depth, base int) (int, error) {
 		if b[i] != ':' {
 			return i, ErrMalformed
 		}
-		if i, err = v.value(b, skipWS(b, i+1), depth); err != nil {
+		kidx := len(v.keys) - 1
+		vs := skipWS(b, i+1)
+		if i, err = v.value(b, vs, depth); err != nil {
 			return i, err
 		}
+		v.keys[kidx].vs, v.keys[kidx].ve = int32(vs), int32(i)
 		i = skipWS(b, i)
 		if i >= len(b) {
 			return i, errShort
@@ -151,6 +172,11 @@ func (v *validator) members(b []byte, i, depth, base int) (int, error) {
 			}
 		case '}':
 			v.tape[ti+1] = int32(i + 1)
+			v.tape[ti+2] = int32(len(v.mtape) / 4)
+			v.tape[ti+3] = int32(len(v.keys) - base)
+			for _, k := range v.keys[base:] {
+				v.mtape = append(v.mtape, k.at, k.rawN, k.vs, k.ve)
+			}
 			return i + 1, nil
 		default:
 			return i, ErrMalformed
@@ -261,7 +287,7 @@ func (v *validator) array(b []byte, i, depth int) (int, error) {
 		return i, ErrTooDeep
 	}
 	ti := len(v.tape)
-	v.tape = append(v.tape, int32(i), 0)
+	v.tape = append(v.tape, int32(i), 0, 0, 0)
 	i = skipWS(b, i+1)
 	if i >= len(b) {
 		return i, errShort
