@@ -174,6 +174,18 @@ func (c *ResourceCheck) Patients() []string {
 	return slices.Clone(c.patients)
 }
 
+// PatientsSince returns the patients let through after the first n, and
+// the new total: a streaming caller asks for what is new after each
+// resource without copying the whole list each time.
+func (c *ResourceCheck) PatientsSince(n int) ([]string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n >= len(c.patients) {
+		return nil, len(c.patients)
+	}
+	return slices.Clone(c.patients[n:]), len(c.patients)
+}
+
 // Dropped is the number of resources the check has rejected so far.
 func (c *ResourceCheck) Dropped() int {
 	c.mu.Lock()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/fhirwall/fhirwall/audit"
 	"github.com/fhirwall/fhirwall/fhir"
@@ -49,6 +50,11 @@ func (az *authorization) summarize(a *audit.Access, sum masking.Summary) {
 	}
 	if az.patients != nil {
 		a.Patients = appendNew(a.Patients, az.patients()...)
+	}
+	if rc, ok := az.check.(*responseCheck); ok && rc.overBudget > 0 && a.Reason == "" {
+		// Allowed, but not everything: the record says what was withheld.
+		a.Reason = string(fhir.ReasonPatientBudget)
+		a.FailureDetail = strconv.Itoa(rc.overBudget) + " resources withheld by the patient budget"
 	}
 }
 
@@ -128,14 +134,15 @@ func permitsAll(set policy.ScopeSet, s policy.Scope) bool {
 // guardrails on what is actually disclosed (distinct patients per hour,
 // resources per response). It runs on the filter's goroutine only.
 type responseCheck struct {
-	ctx       context.Context
-	rc        *policy.ResourceCheck
-	guard     *guard.Guard
-	agent     string
-	limits    guard.Limits
-	kept      int
-	known     int      // how many of rc.Patients() were already considered
-	disclosed []string // patients whose data was let through
+	ctx        context.Context
+	rc         *policy.ResourceCheck
+	guard      *guard.Guard
+	agent      string
+	limits     guard.Limits
+	kept       int
+	known      int      // how many of rc.Patients() were already considered
+	disclosed  []string // patients whose data was let through
+	overBudget int      // resources withheld by the patient budget
 }
 
 func (a *responseCheck) CheckResource(resourceType string, raw []byte, where masking.Placement) (masking.Verdict, error) {
@@ -152,9 +159,8 @@ func (a *responseCheck) CheckResource(resourceType string, raw []byte, where mas
 			return masking.Refuse, err
 		}
 	}
-	patients := a.rc.Patients()
-	fresh := patients[a.known:]
-	a.known = len(patients)
+	fresh, total := a.rc.PatientsSince(a.known)
+	a.known = total
 	if len(fresh) > 0 && a.limits.PatientsPerHour > 0 {
 		if err := a.guard.AdmitPatients(a.ctx, a.agent, fresh, a.limits); err != nil {
 			// Over budget: the resource is not disclosed. A single
@@ -162,6 +168,7 @@ func (a *responseCheck) CheckResource(resourceType string, raw []byte, where mas
 			if where == masking.TopLevel {
 				return masking.Refuse, err
 			}
+			a.overBudget++
 			return masking.Drop, nil
 		}
 	}
