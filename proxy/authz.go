@@ -20,6 +20,9 @@ type authorization struct {
 	check         masking.Check
 	patients      func() []string
 	hideExistence bool
+	// single: the response is one resource (read, vread, a write's echo),
+	// filtered whole so a refusal is a clean answer, never a cut stream.
+	single bool
 	// decision is the whole decision (batch entries are planned from it).
 	decision policy.Decision
 	// prefetch, when set, checks the target of a write before it is
@@ -208,7 +211,11 @@ func (rt *runtime) authorize(c *call, req *fhir.Request) (*authorization, error)
 		// that a record exists; the audit keeps the real reason.
 		return nil, &refusal{answer: d.Err(), reason: d.Reason}
 	}
+	single := !(req.Interaction.IsSearch() || req.Interaction.IsHistory() ||
+		req.Interaction == fhir.InteractionBatch || req.Interaction == fhir.InteractionTransaction ||
+		req.Interaction == fhir.InteractionOperation)
 	az := &authorization{
+		single:        single,
 		decision:      d,
 		profiles:      c.grant.masks,
 		hideExistence: d.NotFoundOnRefusal,

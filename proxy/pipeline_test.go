@@ -369,3 +369,20 @@ func TestWritesCannotReachAnotherPatientsRecords(t *testing.T) {
 		t.Errorf("Location %q", loc)
 	}
 }
+
+func TestStreamedReadOfAnotherPatientAnswersNotFound(t *testing.T) {
+	h := newHarness(t)
+	// The upstream streams (chunked, flushed) another patient's record.
+	h.echo.respond = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		_, _ = io.WriteString(w, `{"resourceType":"Observation","id":"o1",`)
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, `"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/someone-else"}}`)
+	}
+	tok := h.tokenWithPatient("agent-triage-01", "pat-001", "patient/Observation.rs")
+	resp := h.do("GET", "/echo/Observation/o1", tok, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode != 404 || outcomeReason(t, m) != "not-found" || bytes.Contains(body, []byte("someone-else")) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}

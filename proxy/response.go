@@ -12,8 +12,10 @@ import (
 	"github.com/fhirwall/fhirwall/masking"
 )
 
-// bufferedResponseLimit is the largest upstream body filtered whole before
-// the status line is sent. Below it a refusal found in the body (another
+// bufferedResponseLimit is the largest upstream body of unknown shape
+// filtered whole before the status line is sent (a single resource, as a
+// read returns, is always filtered whole: the rewriter bounds it by
+// masking.max_resource_bytes). Below it a refusal found in the body (another
 // patient's record, an unmaskable value) becomes a clean OperationOutcome;
 // above it the body streams and a refusal aborts the connection mid-way,
 // so no agent ever reads a body that was not filtered.
@@ -105,7 +107,7 @@ func (f *responseFilter) filter(x *exchange, c *call, az *authorization, resp *h
 	}
 	x.summary = func(a *audit.Access) { az.summarize(a, x.sum) }
 
-	if resp.ContentLength > 0 && resp.ContentLength <= bufferedResponseLimit {
+	if az.single || (resp.ContentLength > 0 && resp.ContentLength <= bufferedResponseLimit) {
 		var buf bytes.Buffer
 		sum, err := rewrite(&buf, src)
 		resp.Body.Close()

@@ -32,12 +32,9 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return exitError{2}
 	}
-	cfg, problems := loadConfig(*file)
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, p.String())
-		}
-		return exitError{1}
+	cfg, err := loadConfigOrReport(*file, stderr)
+	if err != nil {
+		return err
 	}
 	if cfg.Redis == nil {
 		return errors.New("this configuration has no redis: revocations live in the running gateway's memory; " +

@@ -41,12 +41,9 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return exitError{2}
 	}
-	cfg, problems := loadConfig(*file)
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, p.String())
-		}
-		return exitError{1}
+	cfg, err := loadConfigOrReport(*file, stderr)
+	if err != nil {
+		return err
 	}
 	ctx := context.Background()
 	// Read-only: safe beside a running gateway; closes no intents and

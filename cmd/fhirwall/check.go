@@ -49,3 +49,16 @@ func loadConfig(file string) (*policy.Config, policy.Problems) {
 	}
 	return cfg, nil
 }
+
+// loadConfigOrReport loads file for a command that needs a valid
+// configuration: on problems it prints each to stderr and returns exit 1.
+func loadConfigOrReport(file string, stderr io.Writer) (*policy.Config, error) {
+	cfg, problems := loadConfig(file)
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		return nil, exitError{1}
+	}
+	return cfg, nil
+}

@@ -24,12 +24,9 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return exitError{2}
 	}
-	cfg, problems := loadConfig(*file)
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, p.String())
-		}
-		return exitError{1}
+	cfg, err := loadConfigOrReport(*file, stderr)
+	if err != nil {
+		return err
 	}
 	tok, err := os.ReadFile(*tokenFile)
 	if err != nil {

@@ -36,12 +36,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return exitError{2}
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
-	cfg, problems := loadConfig(*file)
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, p.String())
-		}
-		return exitError{1}
+	cfg, err := loadConfigOrReport(*file, stderr)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
