@@ -123,7 +123,7 @@ func (p *bundlePlan) mergeBatchResponse(resp *http.Response) error {
 	}
 	var bundle map[string]json.RawMessage
 	var entries []map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &bundle); err == nil {
+	if err = json.Unmarshal(raw, &bundle); err == nil {
 		err = json.Unmarshal(bundle["entry"], &entries)
 	}
 	if err != nil || len(entries) != len(p.forwarded) {
