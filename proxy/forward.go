@@ -198,6 +198,10 @@ func (f *forwarder) modifyResponse(resp *http.Response) error {
 	for _, h := range strippedResponseHeaders {
 		resp.Header.Del(h)
 	}
+	// Patient data must not sit in shared caches or be sniffed into
+	// another type.
+	resp.Header.Set("Cache-Control", "no-store")
+	resp.Header.Set("X-Content-Type-Options", "nosniff")
 	for _, h := range []string{"Location", "Content-Location"} {
 		if v := resp.Header.Get(h); v != "" {
 			resp.Header.Set(h, f.rewriteURL(v))

@@ -130,6 +130,9 @@ func TestHeaderHygiene(t *testing.T) {
 	if v := got.Header.Get("Accept-Encoding"); v != "identity" {
 		t.Errorf("upstream Accept-Encoding = %q", v)
 	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("a response with patient data may be cached: Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
 	if got.URL.Path != "/base/Patient/p1" {
 		t.Errorf("upstream path %q", got.URL.Path)
 	}
