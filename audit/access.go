@@ -42,6 +42,10 @@ type Access struct {
 	ResponseSHA256 string // hex SHA-256 of the exact bytes sent to the agent
 	ResponseBytes  int64
 	PolicyVersion  string
+	// Part numbers the continuation events of one access whose patients
+	// and resources are too many for one event (see ExtPart); 0 for the
+	// access's own event.
+	Part int
 }
 
 // Agent identifies who made the request. ID is "unauthenticated" (see

@@ -63,6 +63,11 @@ const (
 	// ExtDisclosed (valueBoolean, on entity): this resource was sent to the
 	// agent, as opposed to merely targeted.
 	ExtDisclosed = extBase + "disclosed"
+	// ExtPart (valueInteger): on an access whose disclosures were too many
+	// for one event, the continuation number (1, 2, ...) of an event that
+	// lists more patients and resources of the same request (same
+	// XrequestId entity). The main event has no ExtPart.
+	ExtPart = extBase + "part"
 )
 
 // Phases of an access record, carried in ExtPhase.
@@ -424,6 +429,9 @@ func extensionsOf(a *Access, phase string) []fm.Extension {
 	}
 	if a.FailureDetail != "" {
 		ext = append(ext, fm.Extension{Url: ExtFailure, ValueString: ptr(a.FailureDetail)})
+	}
+	if a.Part > 0 {
+		ext = append(ext, fm.Extension{Url: ExtPart, ValueInteger: ptr(a.Part)})
 	}
 	return ext
 }

@@ -88,6 +88,9 @@ type ResourceCheck struct {
 
 	mu       sync.Mutex
 	patients []string
+	// seen indexes patients: a Bundle of a million entries must not cost
+	// a linear scan per entry.
+	seen map[string]struct{}
 	dropped  int
 }
 
@@ -136,7 +139,7 @@ func (c *ResourceCheck) why(resourceType string, raw []byte, contained bool) str
 	refs, inCompartment := fhir.PatientRefs(resourceType, raw)
 	if c.patient == "" || contained {
 		for _, id := range refs {
-			c.patients = appendUniqueID(c.patients, id)
+			c.addPatient(id)
 		}
 		return ""
 	}
@@ -148,11 +151,23 @@ func (c *ResourceCheck) why(resourceType string, raw []byte, contained bool) str
 	}
 	for _, id := range refs {
 		if id == c.patient {
-			c.patients = appendUniqueID(c.patients, c.patient)
+			c.addPatient(c.patient)
 			return ""
 		}
 	}
 	return "outside the patient's compartment"
+}
+
+// addPatient records a disclosed patient once.
+func (c *ResourceCheck) addPatient(id string) {
+	if _, ok := c.seen[id]; ok {
+		return
+	}
+	if c.seen == nil {
+		c.seen = make(map[string]struct{})
+	}
+	c.seen[id] = struct{}{}
+	c.patients = append(c.patients, id)
 }
 
 // readableMatch reports whether a scope granting one of c.perms on the type has a

@@ -18,7 +18,7 @@ type authorization struct {
 	narrow        func(rawQuery string) string // adds the decision's narrowing; nil for none
 	profiles      []string
 	check         masking.Check
-	patients      func() []string
+	disclosed     *disclosures // nil when no response check runs
 	hideExistence bool
 	// single: the response is one resource (read, vread, a write's echo),
 	// filtered whole so a refusal is a clean answer, never a cut stream.
@@ -44,15 +44,20 @@ func (az *authorization) body(b []byte) []byte { return b }
 
 // summarize adds to the audit record what the response filter saw.
 func (az *authorization) summarize(a *audit.Access, sum masking.Summary) {
+	refs := make([]audit.ResourceRef, 0, len(sum.Resources))
 	for _, r := range sum.Resources {
-		a.Resources = append(a.Resources, audit.ResourceRef{Type: r.Type, ID: r.ID, Version: r.Version})
+		refs = append(refs, audit.ResourceRef{Type: r.Type, ID: r.ID, Version: r.Version})
+	}
+	if az.disclosed == nil {
+		a.Resources = append(a.Resources, refs...)
 	}
 	for key, n := range sum.Masked {
 		profile, path := splitMaskKey(key)
 		a.Masks = append(a.Masks, audit.MaskApplied{Profile: profile, Path: path, Count: n})
 	}
-	if az.patients != nil {
-		a.Patients = appendNew(a.Patients, az.patients()...)
+	if az.disclosed != nil {
+		az.disclosed.addResources(refs...)
+		az.disclosed.into(a)
 	}
 	if rc, ok := az.check.(*responseCheck); ok && rc.overBudget > 0 && a.Reason == "" {
 		// Allowed, but not everything: the record says what was withheld.
@@ -143,9 +148,9 @@ type responseCheck struct {
 	agent      string
 	limits     guard.Limits
 	kept       int
-	known      int      // how many of rc.Patients() were already considered
-	disclosed  []string // patients whose data was let through
-	overBudget int      // resources withheld by the patient budget
+	known      int          // how many of rc.Patients() were already considered
+	disclosed  *disclosures // patients whose data was let through
+	overBudget int          // resources withheld by the patient budget
 }
 
 func (a *responseCheck) CheckResource(resourceType string, raw []byte, where masking.Placement) (masking.Verdict, error) {
@@ -175,12 +180,9 @@ func (a *responseCheck) CheckResource(resourceType string, raw []byte, where mas
 			return masking.Drop, nil
 		}
 	}
-	a.disclosed = append(a.disclosed, fresh...)
+	a.disclosed.addPatients(fresh...)
 	return masking.Keep, nil
 }
-
-// patients are those whose data the response disclosed.
-func (a *responseCheck) patients() []string { return a.disclosed }
 
 // refusal is an authorization refusal whose answer to the agent may differ
 // from the reason audited.
@@ -224,12 +226,11 @@ func (rt *runtime) authorize(c *call, req *fhir.Request) (*authorization, error)
 		az.narrow = d.NarrowQuery
 	}
 	if d.Check != nil {
-		rc := &responseCheck{
+		az.disclosed = &disclosures{c: c}
+		az.check = &responseCheck{
 			ctx: context.WithoutCancel(c.r.Context()), rc: d.Check, guard: rt.g.deps.Guard,
-			agent: c.principal.AgentID, limits: c.grant.limits,
+			agent: c.principal.AgentID, limits: c.grant.limits, disclosed: az.disclosed,
 		}
-		az.check = rc
-		az.patients = rc.patients
 	}
 	if req.Interaction == fhir.InteractionOperation && bulkOperations[req.Operation] {
 		if err := rt.g.deps.Guard.CountBulkCall(c.r.Context(), c.principal.AgentID, c.grant.limits); err != nil {

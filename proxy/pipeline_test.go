@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/fhirwall/fhirwall/audit"
+	"github.com/fhirwall/fhirwall/internal/fhirsample"
 )
 
 func entries(t *testing.T, m map[string]any) []map[string]any {
@@ -384,5 +388,37 @@ func TestStreamedReadOfAnotherPatientAnswersNotFound(t *testing.T) {
 	m, body := readJSON(t, resp)
 	if resp.StatusCode != 404 || outcomeReason(t, m) != "not-found" || bytes.Contains(body, []byte("someone-else")) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}
+
+// TestLargeDisclosuresAreAuditedInParts: a search disclosing more patients
+// than one AuditEvent lists gets continuation events, and a patient near
+// the end is still found by the accounting of disclosures.
+func TestLargeDisclosuresAreAuditedInParts(t *testing.T) {
+	h := newHarness(t)
+	const patients = 2500
+	h.echo.respond = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		_ = fhirsample.WriteSearchset(w, 2*patients, 1) // a Patient and an Observation each
+	}
+	tok := h.token("agent-echo", "system/Patient.rs", "system/Observation.rs")
+	resp := h.do("GET", "/echo/Patient?_revinclude=Observation:subject", tok, nil)
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err != nil || n == 0 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	h.gw.completions.Wait()
+	auditor := h.token("auditor-1", "system/AuditEvent.rs")
+	last := fmt.Sprintf("bp-%d", patients-1)
+	resp = h.do("GET", "/audit/AuditEvent?patient=Patient/"+last, auditor, nil)
+	_, body := readJSON(t, resp)
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"Patient/`+last+`"`)) {
+		t.Fatalf("the disclosure of %s is not audited: %d %.500s", last, resp.StatusCode, body)
+	}
+	// 2500 patients and 5001 resources (the Bundle too): 2 continuation
+	// events for the patients, 5 for the resources.
+	if parts := strings.Count(h.exportAudit(), audit.ExtPart); parts < 2*patients/maxPerEvent {
+		t.Fatalf("%d continuation events for %d patients", parts, patients)
 	}
 }
