@@ -90,8 +90,8 @@ type ResourceCheck struct {
 	patients []string
 	// seen indexes patients: a Bundle of a million entries must not cost
 	// a linear scan per entry.
-	seen map[string]struct{}
-	dropped  int
+	seen    map[string]struct{}
+	dropped int
 }
 
 // CheckResource returns CheckKeep, CheckDrop or CheckRefuse for one
