@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -53,6 +54,9 @@ func BenchmarkGuard(b *testing.B) {
 
 	b.Run("none", func(b *testing.B) { run(b, nil) })
 	b.Run("memory", func(b *testing.B) { run(b, newGuard(b, Options{})) })
+	b.Run("statefile", func(b *testing.B) {
+		run(b, newGuard(b, Options{StateFile: filepath.Join(b.TempDir(), "revocations.json")}))
+	})
 	b.Run("redis", func(b *testing.B) {
 		c, prefix := sharedRedis(b)
 		run(b, newGuard(b, Options{Redis: c, KeyPrefix: prefix}))
@@ -78,6 +82,9 @@ func BenchmarkGuardSteps(b *testing.B) {
 		new  func(b *testing.B) *Guard
 	}{
 		{"memory", func(b *testing.B) *Guard { return newGuard(b, Options{}) }},
+		{"statefile", func(b *testing.B) *Guard {
+			return newGuard(b, Options{StateFile: filepath.Join(b.TempDir(), "revocations.json")})
+		}},
 		{"redis", func(b *testing.B) *Guard {
 			c, prefix := sharedRedis(b)
 			return newGuard(b, Options{Redis: c, KeyPrefix: prefix})
@@ -93,6 +100,29 @@ func BenchmarkGuardSteps(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkStateFileRevoke is the cost of one Revoke plus one Restore with a
+// StateFile: two locked read-modify-writes, each with two fsyncs, over a
+// file that already holds 100 revocations. It is an admin action, not on
+// the request path (except once per agent with AutoRevokeOnBudget).
+func BenchmarkStateFileRevoke(b *testing.B) {
+	ctx := context.Background()
+	g := newGuard(b, Options{StateFile: filepath.Join(b.TempDir(), "revocations.json")})
+	for i := range 100 {
+		if err := g.Revoke(ctx, Revocation{Agent: "agent-" + strconv.Itoa(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Revoke(ctx, Revocation{Agent: "agent-bench"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Restore(ctx, "agent-bench", ""); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

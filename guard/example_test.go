@@ -3,6 +3,9 @@ package guard_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/fhirwall/fhirwall/fhir"
 	"github.com/fhirwall/fhirwall/guard"
@@ -51,4 +54,48 @@ func outcome(err error) string {
 		return "ok"
 	}
 	return string(fhir.ReasonOf(err))
+}
+
+// A single instance without Redis keeps its kill switch in a state file:
+// it survives a restart, and another process (the CLI) opening a Guard on
+// the same file reaches the running gateway within a second.
+func ExampleOptions_stateFile() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "fhirwall-guard-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	opts := guard.Options{StateFile: filepath.Join(dir, "revocations.json")}
+
+	gateway, err := guard.New(ctx, opts)
+	if err != nil {
+		panic(err) // also when the file is corrupt: never start blind
+	}
+	cli, err := guard.New(ctx, opts) // `fhirwall admin revoke` in another process
+	if err != nil {
+		panic(err)
+	}
+	if err := cli.Revoke(ctx, guard.Revocation{Agent: "agent-billing-07", By: "cli@ops"}); err != nil {
+		panic(err) // errors.Is(err, guard.ErrNotPersisted): in force in cli only
+	}
+	_ = cli.Close()
+	for gateway.CheckRevoked(ctx, "agent-billing-07", "") == nil {
+		time.Sleep(10 * time.Millisecond) // the gateway polls the file every 250ms
+	}
+	fmt.Println("running gateway:", outcome(gateway.CheckRevoked(ctx, "agent-billing-07", "")))
+	_ = gateway.Close()
+
+	restarted, err := guard.New(ctx, opts)
+	if err != nil {
+		panic(err)
+	}
+	defer restarted.Close()
+	fmt.Println("after restart:", outcome(restarted.CheckRevoked(ctx, "agent-billing-07", "")))
+	_ = restarted.Restore(ctx, "agent-billing-07", "")
+	fmt.Println("after restore:", outcome(restarted.CheckRevoked(ctx, "agent-billing-07", "")))
+	// Output:
+	// running gateway: agent-revoked
+	// after restart: agent-revoked
+	// after restore: ok
 }

@@ -87,6 +87,21 @@ type Options struct {
 	// uses this process's monotonic clock.
 	Now func() time.Time
 
+	// StateFile, without Redis, is a file that keeps the revocation set
+	// across restarts and lets another process (the CLI, through its own
+	// Guard with the same StateFile) revoke and restore in the running one.
+	// Every Revoke and Restore writes the whole set there before returning
+	// (JSON, mode 0600, replaced atomically with fsync, under an advisory
+	// lock on StateFile+".lock" so concurrent writers never lose each
+	// other's changes); New loads it (a missing file is an empty set; an
+	// unreadable or corrupt one is an error); every Guard rereads it every
+	// RevocationPoll. If it cannot be read for longer than LocalCacheTTL,
+	// CheckRevoked refuses every agent, as with Redis. Rate, patient-budget
+	// and bulk-call state is never written: it restarts empty. Its directory
+	// must exist. Setting it together with Redis is an error: Redis is then
+	// the persistent, shared store.
+	StateFile string
+
 	// KeyPrefix starts every Redis key, so several deployments can share a
 	// Redis. It must not contain '{' or '}'. Default "fhirwall:".
 	KeyPrefix string
@@ -97,6 +112,7 @@ type Options struct {
 type Guard struct {
 	opts   Options
 	rdb    redis.UniversalClient // nil: in-memory
+	file   *stateFile            // nil unless Options.StateFile is set
 	mem    *memState             // always present: the in-memory backend, and the fail-open fallback
 	m      *metrics
 	bootID string // makes bulk-call members unique across replicas
@@ -118,10 +134,11 @@ type Guard struct {
 	once sync.Once
 }
 
-// New validates opts, applies defaults and starts the guard. With Redis it
-// loads the revocation set once before returning (an error if Redis cannot
-// be reached: a replica must not start without knowing who is revoked) and
-// then refreshes it every RevocationPoll until Close.
+// New validates opts, applies defaults and starts the guard. With Redis or a
+// StateFile it loads the revocation set once before returning (an error if
+// Redis cannot be reached or the file cannot be read: a replica must not
+// start without knowing who is revoked) and then refreshes it every
+// RevocationPoll until Close.
 func New(ctx context.Context, opts Options) (*Guard, error) {
 	if opts.LocalCacheTTL == 0 {
 		opts.LocalCacheTTL = DefaultLocalCacheTTL
@@ -146,6 +163,8 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		return nil, fmt.Errorf("guard: Timeout %v is negative", opts.Timeout)
 	case strings.ContainsAny(opts.KeyPrefix, "{}"):
 		return nil, fmt.Errorf("guard: KeyPrefix %q contains a brace, which would break Redis cluster hash tags", opts.KeyPrefix)
+	case opts.StateFile != "" && opts.Redis != nil:
+		return nil, errors.New("guard: StateFile and Redis are both set: with Redis, revocations persist in Redis and replicas share them there")
 	}
 	g := &Guard{
 		opts:   opts,
@@ -158,12 +177,25 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	}
 	g.rev.Store(newRevSet(nil, ""))
 	g.m = newMetrics(g)
-	if g.rdb == nil {
+	switch {
+	case g.rdb != nil:
+		if err := g.syncRevocations(ctx); err != nil {
+			return nil, fmt.Errorf("guard: loading the revocation set: %w", err)
+		}
+	case opts.StateFile != "":
+		f, err := newStateFile(opts.StateFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.load(); err != nil {
+			return nil, fmt.Errorf("guard: loading the revocation set: %w", err)
+		}
+		g.file = f
+		g.rev.Store(f.onDisk)
+		g.syncedAt.Store(g.monoNow())
+	default:
 		close(g.done)
 		return g, nil
-	}
-	if err := g.syncRevocations(ctx); err != nil {
-		return nil, fmt.Errorf("guard: loading the revocation set: %w", err)
 	}
 	go g.pollLoop()
 	return g, nil
@@ -171,10 +203,11 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 
 // Close stops the background synchronisation; it does not close
 // Options.Redis. After Close the revocation set is no longer refreshed, so
-// CheckRevoked refuses every agent once LocalCacheTTL has passed.
+// with Redis or a StateFile CheckRevoked refuses every agent once
+// LocalCacheTTL has passed.
 func (g *Guard) Close() error {
 	g.once.Do(func() {
-		if g.rdb != nil {
+		if g.shared() {
 			close(g.stop)
 		}
 	})
@@ -184,8 +217,20 @@ func (g *Guard) Close() error {
 
 // Ready reports whether the guard can enforce everything it is configured
 // for: always nil in memory; with Redis, nil only when Redis answers a PING
-// and the local revocation set is fresh (younger than LocalCacheTTL).
+// and the local revocation set is fresh (younger than LocalCacheTTL); with a
+// StateFile, nil only when the file was read within LocalCacheTTL and every
+// revocation in force is written in it (else an error wrapping
+// ErrNotPersisted: a restart would lose it).
 func (g *Guard) Ready(ctx context.Context) error {
+	if g.file != nil {
+		if age := g.cacheAge(); age > g.opts.LocalCacheTTL {
+			return fmt.Errorf("guard: %s last read %v ago (limit %v): %w", g.file.path, age.Round(time.Millisecond), g.opts.LocalCacheTTL, ErrStateUnavailable)
+		}
+		if n := g.unpersisted(); n > 0 {
+			return fmt.Errorf("guard: %d revocation(s) in force but not yet written to %s: %w", n, g.file.path, ErrNotPersisted)
+		}
+		return nil
+	}
 	if g.rdb == nil {
 		return nil
 	}
@@ -200,6 +245,10 @@ func (g *Guard) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// shared reports whether the revocation set is synchronised from outside
+// the process (Redis or the state file), and so can go stale.
+func (g *Guard) shared() bool { return g.rdb != nil || g.file != nil }
 
 // opCtx bounds a Redis call by Options.Timeout.
 func (g *Guard) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -11,6 +11,8 @@ type metrics struct {
 	budgetExceeded     prometheus.Counter
 	autoRevokeFailures prometheus.Counter
 	republished        prometheus.Counter
+	fileErrors         *prometheus.CounterVec
+	unpersisted        prometheus.GaugeFunc
 	cacheAge           prometheus.GaugeFunc
 	revocations        prometheus.GaugeFunc
 	redisUp            prometheus.GaugeFunc
@@ -40,11 +42,19 @@ func newMetrics(g *Guard) *metrics {
 		}),
 		republished: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fhirwall_guard_revocations_republished_total",
-			Help: "Times this replica wrote its revocation set back into a Redis that had lost it.",
+			Help: "Times this replica wrote its revocation set back into a Redis, or a state file, that had lost it.",
 		}),
+		fileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fhirwall_guard_state_file_errors_total",
+			Help: "Failed reads or writes of the revocation state file, by operation.",
+		}, []string{"op"}),
+		unpersisted: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fhirwall_guard_revocations_unpersisted",
+			Help: "Revocations in force in this process that the state file does not hold yet (a restart would lose them).",
+		}, func() float64 { return float64(g.unpersisted()) }),
 		cacheAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fhirwall_guard_revocation_cache_age_seconds",
-			Help: "Time since the revocation set was last read from Redis (0 in memory); above the local cache TTL every agent is refused.",
+			Help: "Time since the revocation set was last read from Redis or the state file (0 in memory without one); above the local cache TTL every agent is refused.",
 		}, func() float64 { return g.cacheAge().Seconds() }),
 		revocations: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fhirwall_guard_revocations",
@@ -70,5 +80,5 @@ func newMetrics(g *Guard) *metrics {
 // can coexist.
 func (g *Guard) Collectors() []prometheus.Collector {
 	m := g.m
-	return []prometheus.Collector{m.refusals, m.redisErrors, m.failOpen, m.budgetExceeded, m.autoRevokeFailures, m.republished, m.cacheAge, m.revocations, m.redisUp}
+	return []prometheus.Collector{m.refusals, m.redisErrors, m.failOpen, m.budgetExceeded, m.autoRevokeFailures, m.republished, m.fileErrors, m.unpersisted, m.cacheAge, m.revocations, m.redisUp}
 }

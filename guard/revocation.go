@@ -90,8 +90,12 @@ func (s *revSet) list() []Revocation {
 // Revoke switches an agent (r.JTI empty) or one token off on every replica.
 // With Redis the revocation is stored without expiry and reaches every
 // replica within RevocationPoll; this replica applies it before Revoke
-// returns. In memory it lasts for the life of the process. r.At defaults to
-// now. An error means the revocation was not stored and must be retried.
+// returns. In memory it lasts for the life of the process, or, with a
+// StateFile, until restored. r.At defaults to now. An error means the
+// revocation was not stored and must be retried; with a StateFile, an error
+// wrapping ErrNotPersisted means it is nonetheless in force in this process
+// (a kill switch must never be weakened by a full disk), and this guard
+// keeps trying to write it at every poll.
 func (g *Guard) Revoke(ctx context.Context, r Revocation) error {
 	if err := validID("agent", r.Agent, true); err != nil {
 		return err
@@ -101,6 +105,12 @@ func (g *Guard) Revoke(ctx context.Context, r Revocation) error {
 	}
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
+	}
+	if g.file != nil {
+		if err := g.fileChange(ctx, "revoke", func(s *revSet) { s.put(r) }, &r); err != nil {
+			return fmt.Errorf("guard: storing revocation in %s (in force in this process only): %w: %w", g.file.path, ErrNotPersisted, err)
+		}
+		return nil
 	}
 	if g.rdb != nil {
 		ctx, cancel := g.opCtx(ctx)
@@ -116,13 +126,28 @@ func (g *Guard) Revoke(ctx context.Context, r Revocation) error {
 
 // Restore lifts a revocation: the agent's (jti empty) or one token's. Token
 // revocations of an agent are not lifted by restoring the agent. Restoring
-// what is not revoked is not an error.
+// what is not revoked is not an error. An error means nothing was lifted
+// anywhere (with a StateFile: the file could not be written, and the
+// revocation stays in force here too).
 func (g *Guard) Restore(ctx context.Context, agent, jti string) error {
 	if err := validID("agent", agent, true); err != nil {
 		return err
 	}
 	if err := validID("jti", jti, false); err != nil {
 		return err
+	}
+	lift := func(s *revSet) {
+		if jti == "" {
+			delete(s.agents, agent)
+		} else {
+			delete(s.tokens, tokenKey{agent, jti})
+		}
+	}
+	if g.file != nil {
+		if err := g.fileChange(ctx, "restore", lift, nil); err != nil {
+			return fmt.Errorf("guard: lifting revocation in %s: %w", g.file.path, err)
+		}
+		return nil
 	}
 	if g.rdb != nil {
 		ctx, cancel := g.opCtx(ctx)
@@ -132,19 +157,21 @@ func (g *Guard) Restore(ctx context.Context, agent, jti string) error {
 			return fmt.Errorf("guard: lifting revocation: %w", err)
 		}
 	}
-	g.applyLocal(func(s *revSet) {
-		if jti == "" {
-			delete(s.agents, agent)
-		} else {
-			delete(s.tokens, tokenKey{agent, jti})
-		}
-	})
+	g.applyLocal(lift)
 	return nil
 }
 
 // Revocations lists the revocations in force, oldest first. With Redis it
-// reads Redis (the authority), not the local snapshot.
+// reads Redis (the authority), not the local snapshot; with a StateFile it
+// rereads the file first (and lists, too, revocations in force here that
+// could not be written yet).
 func (g *Guard) Revocations(ctx context.Context) ([]Revocation, error) {
+	if g.file != nil {
+		if err := g.fileSync(ctx); err != nil {
+			return nil, fmt.Errorf("guard: listing revocations: %w", err)
+		}
+		return g.rev.Load().list(), nil
+	}
 	if g.rdb == nil {
 		return g.rev.Load().list(), nil
 	}
@@ -162,10 +189,11 @@ func (g *Guard) Revocations(ctx context.Context) ([]Revocation, error) {
 // revoked, else an *fhir.Error with agent-revoked or token-revoked.
 //
 // Fail closed: a revocation known locally refuses whatever its age; when the
-// local snapshot is older than LocalCacheTTL (Redis unreachable) every agent
-// is refused with ReasonUnavailable, since a revocation may have been made
-// that this replica cannot see. The check never calls Redis and does not
-// allocate on the pass path.
+// local snapshot is older than LocalCacheTTL (Redis or the StateFile
+// unreadable) every agent is refused with ReasonUnavailable, since a
+// revocation may have been made that this replica cannot see. The check
+// never calls Redis or reads the file and does not allocate on the pass
+// path.
 func (g *Guard) CheckRevoked(ctx context.Context, agent, jti string) error {
 	s := g.rev.Load()
 	if _, ok := s.agents[agent]; ok {
@@ -176,7 +204,7 @@ func (g *Guard) CheckRevoked(ctx context.Context, agent, jti string) error {
 			return g.refuse(fhir.Errorf(fhir.ReasonTokenRevoked, "this token has been revoked"))
 		}
 	}
-	if g.rdb != nil {
+	if g.shared() {
 		if age := g.cacheAge(); age > g.opts.LocalCacheTTL {
 			g.m.refusals.WithLabelValues(string(ReasonUnavailable)).Inc()
 			return fhir.Wrap(ReasonUnavailable,
@@ -187,9 +215,10 @@ func (g *Guard) CheckRevoked(ctx context.Context, agent, jti string) error {
 	return nil
 }
 
-// cacheAge is how long ago the revocation set was last read from Redis.
+// cacheAge is how long ago the revocation set was last read from Redis or
+// the state file.
 func (g *Guard) cacheAge() time.Duration {
-	if g.rdb == nil {
+	if !g.shared() {
 		return 0
 	}
 	return time.Duration(g.monoNow() - g.syncedAt.Load())
@@ -269,7 +298,12 @@ func (g *Guard) pollLoop() {
 		case <-g.stop:
 			return
 		case <-t.C:
-			_ = g.syncRevocations(context.Background()) // counted in metrics; staleness shows in cacheAge
+			// Failures are counted in metrics; staleness shows in cacheAge.
+			if g.file != nil {
+				_ = g.fileSync(context.Background())
+			} else {
+				_ = g.syncRevocations(context.Background())
+			}
 		}
 	}
 }

@@ -47,6 +47,11 @@ type Config struct {
 	// Redis, when set, holds the state replicas share (revocations, rate
 	// limits, patient budgets). Without it that state lives in memory.
 	Redis *RedisConfig `yaml:"redis"`
+	// RevocationsFile, without redis, is where the kill switch keeps its
+	// revocations so that they survive a restart and `fhirwall admin
+	// revoke` reaches the running gateway within a second. Default:
+	// revocations.json beside a SQLite audit store.
+	RevocationsFile string `yaml:"revocations_file"`
 	// Timeouts bound every side of a proxied exchange.
 	Timeouts TimeoutsConfig `yaml:"timeouts"`
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -149,12 +150,19 @@ func (rt *runtime) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		c.acc.ResourceID = req.Agent
 		do = func() (any, error) {
 			var err error
+			status := action + "d"
 			if action == "revoke" {
 				err = g.Revoke(ctx, guard.Revocation{Agent: req.Agent, JTI: req.JTI, Reason: req.Reason, By: c.principal.AgentID, At: time.Now()})
+				if errors.Is(err, guard.ErrNotPersisted) {
+					// In force here; saving is retried. A kill switch
+					// is never weaker for a full disk.
+					rt.g.deps.Logger.Error("revocation not yet persisted", "agent", req.Agent, "error", err.Error())
+					status, err = "revoked on this instance; not yet saved, retrying", nil
+				}
 			} else {
 				err = g.Restore(ctx, req.Agent, req.JTI)
 			}
-			return map[string]string{"status": action + "d", "agent": req.Agent, "jti": req.JTI}, err
+			return map[string]string{"status": status, "agent": req.Agent, "jti": req.JTI}, err
 		}
 	case action == "reload" && r.Method == http.MethodPost:
 		do = func() (any, error) {

@@ -21,7 +21,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlags("admin "+sub, "admin "+sub+" --config FILE --agent ID [--jti ID] [--reason TEXT]", stderr)
-	file := fs.String("config", "", "the configuration file (its redis.url is used)")
+	file := fs.String("config", "", "the configuration file (its redis.url or revocations file is used)")
 	agent := fs.String("agent", "", "the agent id")
 	jti := fs.String("jti", "", "one token's jti, to revoke or restore that token only")
 	reason := fs.String("reason", "", "why (recorded with the revocation)")
@@ -36,24 +36,31 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	gopts := guard.Options{}
 	if cfg.Redis == nil {
-		return errors.New("this configuration has no redis: revocations live in the running gateway's memory; " +
-			"use its admin API (POST /admin/revoke with an admin token), or configure redis.url so every replica shares them")
+		gopts.StateFile = revocationsFile(cfg)
+		if gopts.StateFile == "" {
+			return errors.New("this configuration has neither redis nor a revocations file: revocations live in the running gateway's memory; " +
+				"use its admin API (POST /admin/revoke with an admin token), or set redis.url or revocations_file")
+		}
 	}
 	if *agent != "" {
 		if _, ok := cfg.Agent(*agent); !ok {
 			return fmt.Errorf("agent %q is not registered in %s", *agent, *file)
 		}
 	}
-	ropts, err := redis.ParseURL(cfg.Redis.URL)
-	if err != nil {
-		return err
+	if cfg.Redis != nil {
+		ropts, err := redis.ParseURL(cfg.Redis.URL)
+		if err != nil {
+			return err
+		}
+		client := redis.NewClient(ropts)
+		defer client.Close()
+		gopts.Redis = client
 	}
-	client := redis.NewClient(ropts)
-	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	g, err := guard.New(ctx, guard.Options{Redis: client})
+	g, err := guard.New(ctx, gopts)
 	if err != nil {
 		return err
 	}
@@ -63,6 +70,9 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	switch sub {
 	case "revoke":
 		if err := g.Revoke(ctx, guard.Revocation{Agent: *agent, JTI: *jti, Reason: *reason, By: by, At: time.Now()}); err != nil {
+			if errors.Is(err, guard.ErrNotPersisted) {
+				return fmt.Errorf("the revocation was NOT saved and is lost with this process; retry, or use the admin API: %w", err)
+			}
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked agent=%q jti=%q: every replica refuses it within a second\n", *agent, *jti)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -118,5 +119,62 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if code, _, _ := runCLI("token", "--key", key); code != 2 {
 		t.Fatalf("missing flags: exit %d, want 2", code)
+	}
+}
+
+// TestAdminRevokeReachesARunningSingleInstance: without Redis, the CLI's
+// revocation reaches the running gateway through the revocations file
+// within a second, and survives a restart until restored.
+func TestAdminRevokeReachesARunningSingleInstance(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := startDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, "tokens", "agent-billing-07.jwt"))
+	status := func(d *demo) int {
+		req, _ := http.NewRequest("GET", d.public+"/fhir/Claim?_count=1", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := status(d); s != 200 {
+		t.Fatalf("before: %d", s)
+	}
+	if code, out, errOut := runCLI("admin", "revoke", "--config", d.configFile, "--agent", "agent-billing-07", "--reason", "test"); code != 0 {
+		t.Fatalf("revoke: %d %s %s", code, out, errOut)
+	}
+	deadline := time.Now().Add(time.Second)
+	for status(d) != 403 {
+		if time.Now().After(deadline) {
+			t.Fatal("the running gateway still serves the revoked agent after 1s")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	d.close()
+	d, err = startDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	tok, _ = os.ReadFile(filepath.Join(dir, "tokens", "agent-billing-07.jwt")) // re-minted for the new address
+	if s := status(d); s != 403 {
+		t.Fatalf("after a restart the revoked agent got %d", s)
+	}
+	if code, out, errOut := runCLI("admin", "restore", "--config", d.configFile, "--agent", "agent-billing-07"); code != 0 {
+		t.Fatalf("restore: %d %s %s", code, out, errOut)
+	}
+	deadline = time.Now().Add(time.Second)
+	for status(d) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the restored agent is still refused after 1s")
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -98,8 +99,9 @@ func startGateway(ctx context.Context, cfg *policy.Config, logger *slog.Logger, 
 		return fail(fmt.Errorf("open audit store: %w", err))
 	}
 	s.closers = append(s.closers, log.Close)
-	gopts := guard.Options{}
+	gopts := guard.Options{StateFile: revocationsFile(cfg)}
 	if cfg.Redis != nil {
+		gopts.StateFile = ""
 		ropts, err := redis.ParseURL(cfg.Redis.URL)
 		if err != nil {
 			return fail(fmt.Errorf("redis.url: %w", err))
@@ -159,6 +161,20 @@ func auditSinks(cfg *policy.Config) []audit.Sink {
 		sinks = append(sinks, audit.NewFHIRSink(u, &http.Client{Timeout: 10 * time.Second}, 10000, 8, time.Second))
 	}
 	return sinks
+}
+
+// revocationsFile is where a single instance without Redis keeps its
+// revocations: revocations_file, or revocations.json beside a SQLite audit
+// store. "" (a PostgreSQL store without Redis) keeps them in memory only.
+func revocationsFile(cfg *policy.Config) string {
+	if cfg.RevocationsFile != "" {
+		return resolveFile(cfg, cfg.RevocationsFile)
+	}
+	const p = "sqlite://"
+	if dsn := resolveStore(cfg); strings.HasPrefix(dsn, p) {
+		return filepath.Join(filepath.Dir(strings.TrimPrefix(dsn, p)), "revocations.json")
+	}
+	return ""
 }
 
 // resolveStore makes a relative sqlite path relative to the config file.
