@@ -5,7 +5,7 @@ PKGS    := ./...
 BENCH   ?= .
 COUNT   ?= 6
 
-.PHONY: build test demo bench bench-compare lint fmt e2e clean
+.PHONY: build test demo bench bench-load lint fmt e2e clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/fhirwall
@@ -14,6 +14,15 @@ build:
 ## Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432).
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## e2e: the end-to-end suite against Medplum's FHIR engine (npm ci from the
+## committed lock files, then go test -tags e2e).
+e2e:
+	bash e2e/run.sh
+
+## bench-load: the wrk load benchmark; writes bench/RESULTS.md.
+bench-load:
+	bash bench/run.sh
 
 demo: build
 	./$(BIN) demo
