@@ -110,6 +110,13 @@ func (c *ResourceCheck) CheckResource(resourceType string, raw []byte, where int
 	if !gjson.ValidBytes(raw) {
 		return CheckRefuse, fhir.Errorf(fhir.ReasonResponseUnmaskable, "a returned resource is not valid JSON")
 	}
+	return c.CheckValidResource(resourceType, raw, where)
+}
+
+// CheckValidResource is CheckResource for a caller that has already
+// validated raw as one well-formed JSON object (the masking rewriter
+// validates every resource before it asks): it skips the second parse.
+func (c *ResourceCheck) CheckValidResource(resourceType string, raw []byte, where int) (verdict int, err error) {
 	if rt := gjson.GetBytes(raw, "resourceType"); rt.Exists() && rt.String() != resourceType {
 		return CheckRefuse, fhir.Errorf(fhir.ReasonResponseUnmaskable, "a returned resource is a %s, not a %s", rt.String(), resourceType)
 	}

@@ -57,6 +57,7 @@ func (az *authorization) summarize(a *audit.Access, sum masking.Summary) {
 	}
 	if az.disclosed != nil {
 		az.disclosed.addResources(refs...)
+		az.disclosed.wait()
 		az.disclosed.into(a)
 	}
 	if rc, ok := az.check.(*responseCheck); ok && rc.overBudget > 0 && a.Reason == "" {
@@ -154,7 +155,7 @@ type responseCheck struct {
 }
 
 func (a *responseCheck) CheckResource(resourceType string, raw []byte, where masking.Placement) (masking.Verdict, error) {
-	v, err := a.rc.CheckResource(resourceType, raw, int(where))
+	v, err := a.rc.CheckValidResource(resourceType, raw, int(where)) // the rewriter validated raw
 	if err != nil || v != policy.CheckKeep {
 		if v == policy.CheckDrop {
 			return masking.Drop, err

@@ -186,9 +186,6 @@ func (c *call) complete(pending *audit.Pending, x *exchange, aborted bool) {
 		x.wait() // the streaming filter has finished: x.sum and x.filterErr are final
 	}
 	c.finishAccess()
-	if x.summary != nil {
-		x.summary(&c.acc)
-	}
 	fail := func(reason fhir.Reason, detail string) {
 		c.acc.Failed = true
 		c.acc.FailureDetail = detail
@@ -224,6 +221,12 @@ func (c *call) complete(pending *audit.Pending, x *exchange, aborted bool) {
 	ctx := c.auditCtx()
 	go func() {
 		defer g.completions.Done()
+		// What the response disclosed (patients, resources, masks) is
+		// gathered here, off the agent's connection: a Bundle of a
+		// million entries takes a thousand continuation events.
+		if x.summary != nil {
+			x.summary(&acc)
+		}
 		if err := pending.Complete(ctx, &acc); err != nil {
 			g.deps.Logger.Error("audit completion failed",
 				"request_id", acc.RequestID, "error", err.Error())
