@@ -173,6 +173,9 @@ func (c *ResourceCheck) addPatient(id string) {
 	if c.seen == nil {
 		c.seen = make(map[string]struct{})
 	}
+	// The id may point into a parse of the whole resource: keep a copy of
+	// the id, not the resource, for the rest of the response.
+	id = strings.Clone(id)
 	c.seen[id] = struct{}{}
 	c.patients = append(c.patients, id)
 }
@@ -196,17 +199,29 @@ func (c *ResourceCheck) Patients() []string {
 	return slices.Clone(c.patients)
 }
 
-// PatientsSince returns the patients let through after the first n, and
-// the new total: a streaming caller asks for what is new after each
-// resource without copying the whole list each time.
-func (c *ResourceCheck) PatientsSince(n int) ([]string, int) {
+// DrainPatients returns the patients let through since the last drain and
+// forgets them (it still remembers that they were seen): a streaming
+// caller hands them to the audit as it goes, so the check holds no list
+// that grows with the response.
+func (c *ResourceCheck) DrainPatients() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n >= len(c.patients) {
-		return nil, len(c.patients)
+	if len(c.patients) == 0 {
+		return nil
 	}
-	return slices.Clone(c.patients[n:]), len(c.patients)
+	out := c.patients
+	c.patients = nil
+	if len(c.seen) > maxSeenPatients {
+		// Bounded memory beats perfect de-duplication: a patient seen
+		// again after this is reported again (harmless downstream: the
+		// audit lists it once more, the budget already counts it).
+		c.seen = nil
+	}
+	return out
 }
+
+// maxSeenPatients bounds the set DrainPatients de-duplicates against.
+const maxSeenPatients = 4096
 
 // Dropped is the number of resources the check has rejected so far.
 func (c *ResourceCheck) Dropped() int {

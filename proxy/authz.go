@@ -149,7 +149,6 @@ type responseCheck struct {
 	agent      string
 	limits     guard.Limits
 	kept       int
-	known      int          // how many of rc.Patients() were already considered
 	disclosed  *disclosures // patients whose data was let through
 	overBudget int          // resources withheld by the patient budget
 }
@@ -168,8 +167,7 @@ func (a *responseCheck) CheckResource(resourceType string, raw []byte, where mas
 			return masking.Refuse, err
 		}
 	}
-	fresh, total := a.rc.PatientsSince(a.known)
-	a.known = total
+	fresh := a.rc.DrainPatients()
 	if len(fresh) > 0 && a.limits.PatientsPerHour > 0 {
 		if err := a.guard.AdmitPatients(a.ctx, a.agent, fresh, a.limits); err != nil {
 			// Over budget: the resource is not disclosed. A single

@@ -123,7 +123,7 @@ agents:
     roles: [reader]
 roles:
   reader:
-    scopes: [system/Patient.rs]
+    scopes: [system/Patient.rs, system/Observation.rs]
     masks: [contact]
 masks:
   contact: [Patient.telecom]
@@ -155,7 +155,7 @@ audit:
 		b.Fatal(err)
 	}
 	b.Cleanup(gw.Close)
-	tok, err := policy.MintDevToken(key, policy.DevToken{Issuer: "https://idp.test", Audience: "http://gw.test/fhir", Agent: "bench", Scopes: []string{"system/Patient.rs"}})
+	tok, err := policy.MintDevToken(key, policy.DevToken{Issuer: "https://idp.test", Audience: "http://gw.test/fhir", Agent: "bench", Scopes: []string{"system/Patient.rs", "system/Observation.rs"}})
 	if err != nil {
 		b.Fatal(err)
 	}
