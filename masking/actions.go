@@ -83,6 +83,14 @@ func (w *walker) rewriteURL(el []byte) {
 	up := w.rw.set.opts.UpstreamBase
 	if ok && len(s) >= len(up) && string(s[:len(up)]) == up &&
 		(len(s) == len(up) || s[len(up)] == '/' || s[len(up)] == '?' || s[len(up)] == '#') {
+		if len(s) == len(el)-2 {
+			// no escapes: the rest is canonical as written (validated: no
+			// quote, backslash or control character in it)
+			w.out = append(w.out, w.rw.set.pubJSON...)
+			w.out = append(w.out, s[len(up):]...)
+			w.out = append(w.out, '"')
+			return
+		}
 		w.tmp = append(append(w.tmp[:0], w.rw.set.opts.PublicBase...), s[len(up):]...)
 		w.out = appendJSONString(w.out, w.tmp)
 		return

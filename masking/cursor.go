@@ -16,6 +16,10 @@ type cursor struct {
 // (w.cs[tlo:thi]) and those that go on into it (w.cs[clo:chi]), type-wide
 // rules anchored at f's data type included.
 func (w *walker) transitions(f *field, key []byte, ext bool, lo, hi int) (tlo, thi, clo, chi int) {
+	if lo == hi && (f == nil || ext || f.kind != kindComplex || !f.typ.dataType) {
+		n := len(w.cs) // no cursor to advance and no type-wide rule to start
+		return n, n, n, n
+	}
 	if ext {
 		key = key[1:]
 	}
@@ -75,9 +79,10 @@ func predOf(st *step) *step {
 	return st
 }
 
-// predHolds evaluates where(key='value') on one element.
-func (w *walker) predHolds(st *step, el []byte) bool {
-	v, ok := findMember(el, st.predKey, w.scratch)
+// predHolds evaluates where(key='value') on one element, at offset eoff of
+// the taped value.
+func (w *walker) predHolds(st *step, el []byte, eoff int) bool {
+	v, ok := findMemberAt(el, eoff, &w.tape, st.predKey, w.scratch)
 	if !ok {
 		return false
 	}

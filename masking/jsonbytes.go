@@ -103,6 +103,10 @@ type tapeCursor struct {
 func (c *tapeCursor) find(pos int) int {
 	t, n := c.t, len(c.t)/4
 	lo := c.hint
+	if lo < n && int(t[4*lo]) == pos {
+		c.hint = lo + 1 // the usual case: the container after the last one
+		return lo
+	}
 	if lo >= n || int(t[4*lo]) > pos {
 		lo = 0
 	}
@@ -191,16 +195,21 @@ func newMembersAt(b []byte, off int, tp *tapeCursor) members {
 func (m *members) valOff(val []byte) int { return m.off + m.i - len(val) }
 
 func (m *members) next() (key []byte, val []byte, ok bool) {
-	if m.taped {
-		if len(m.recs) < 4 {
-			return nil, nil, false
-		}
-		r := m.recs[:4]
-		m.recs = m.recs[4:]
-		at, vs, ve := int(r[0])-m.off, int(r[2])-m.off, int(r[3])-m.off
-		m.keyAt, m.i = at, ve
-		return m.b[at+1 : at+1+int(r[1])], m.b[vs:ve], true
+	if !m.taped {
+		return m.scan()
 	}
+	if len(m.recs) < 4 {
+		return nil, nil, false
+	}
+	r := m.recs[:4:4]
+	m.recs = m.recs[4:]
+	at, ve := int(r[0])-m.off, int(r[3])-m.off
+	m.keyAt, m.i = at, ve
+	return m.b[at+1 : at+1+int(r[1])], m.b[int(r[2])-m.off : ve], true
+}
+
+// scan is next without a tape.
+func (m *members) scan() (key []byte, val []byte, ok bool) {
 	b := m.b
 	i := skipWS(b, m.i)
 	if i >= len(b) || b[i] == '}' {
@@ -344,10 +353,16 @@ func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 
 // findMember returns the value of member name in the validated object b.
 func findMember(b []byte, name string, scratch []byte) ([]byte, bool) {
+	return findMemberAt(b, 0, nil, name, scratch)
+}
+
+// findMemberAt is findMember for an object at offset off of the document
+// tp tapes: it reads the member records instead of scanning the values.
+func findMemberAt(b []byte, off int, tp *tapeCursor, name string, scratch []byte) ([]byte, bool) {
 	if len(b) == 0 || b[0] != '{' {
 		return nil, false
 	}
-	m := newMembers(b)
+	m := newMembersAt(b, off, tp)
 	for {
 		k, v, ok := m.next()
 		if !ok {

@@ -1,5 +1,7 @@
 package masking
 
+import "bytes"
+
 // Masked resources are labelled after they are written: only at the end of
 // a resource is it known whether anything was masked, and meta or text may
 // already be behind us. Both were recorded as spans of w.out and are fixed
@@ -21,16 +23,20 @@ const redactedCoding = `{"system":"` + RedactedSystem + `","code":"` + RedactedC
 // (1..1), so a text without div would be invalid, and text.status alone says
 // nothing worth keeping.
 func (w *walker) label(start int, rs *resState) {
+	s, e := -1, -1 // the text member to cut, comma included
 	if rs.hasText {
-		s, e := rs.textStart, rs.textEnd
+		s, e = rs.textStart, rs.textEnd
 		if rs.textFirst && e < len(w.out) && w.out[e] == ',' {
 			e++ // it was the first member: take the comma that followed it
 		}
+	}
+	if s >= 0 && (!rs.hasMeta || s < rs.metaStart) {
 		w.out = append(w.out[:s], w.out[e:]...)
-		if rs.hasMeta && rs.metaStart > s {
+		if rs.hasMeta {
 			rs.metaStart -= e - s
 			rs.metaEnd -= e - s
 		}
+		s = -1
 	}
 	if !rs.hasMeta {
 		w.out = w.out[:len(w.out)-1] // the closing '}'
@@ -40,20 +46,32 @@ func (w *walker) label(start int, rs *resState) {
 		w.out = append(w.out, `"meta":{"security":[`+redactedCoding+`]}}`...)
 		return
 	}
-	if w.out[rs.metaStart] == '{' {
-		w.tmp = appendLabelledMeta(w.tmp[:0], w.out[rs.metaStart:rs.metaEnd], w.scratch)
+	if meta := w.out[rs.metaStart:rs.metaEnd]; meta[0] == '{' {
+		off, tp := 0, (*tapeCursor)(nil)
+		if bytes.Equal(meta, rs.metaRaw) {
+			// written as it came: read its members from the tape
+			meta, off, tp = rs.metaRaw, rs.metaOff, &w.tape
+		}
+		w.tmp = appendLabelledMeta(w.tmp[:0], meta, off, tp, w.scratch)
 	} else { // not an object (invalid FHIR): replace it whole
 		w.tmp = append(w.tmp[:0], `{"security":[`+redactedCoding+`]}`...)
 	}
-	w.tmp = append(w.tmp, w.out[rs.metaEnd:]...)
+	// what follows meta is moved once, leaving out a text after meta
+	if s >= 0 {
+		w.tmp = append(w.tmp, w.out[rs.metaEnd:s]...)
+		w.tmp = append(w.tmp, w.out[e:]...)
+	} else {
+		w.tmp = append(w.tmp, w.out[rs.metaEnd:]...)
+	}
 	w.out = append(w.out[:rs.metaStart], w.tmp...)
 }
 
 // appendLabelledMeta appends meta (a canonical object just written) with
 // the REDACTED coding added to meta.security unless it is there already.
-func appendLabelledMeta(dst, meta, scratch []byte) []byte {
+// With a tape, meta is at offset off of the taped value.
+func appendLabelledMeta(dst, meta []byte, off int, tp *tapeCursor, scratch []byte) []byte {
 	dst = append(dst, '{')
-	m := newMembers(meta)
+	m := newMembersAt(meta, off, tp)
 	n, done := 0, false
 	for {
 		k, v, ok := m.next()
@@ -73,14 +91,14 @@ func appendLabelledMeta(dst, meta, scratch []byte) []byte {
 		}
 		done = true
 		present := false
-		e := newElements(v)
+		e := newElementsAt(v, m.valOff(v), tp)
 		for {
 			el, ok := e.next()
 			if !ok {
 				break
 			}
-			sys, _ := findMember(el, "system", scratch)
-			code, _ := findMember(el, "code", scratch)
+			sys, _ := findMemberAt(el, e.elOff(el), tp, "system", scratch)
+			code, _ := findMemberAt(el, e.elOff(el), tp, "code", scratch)
 			if string(sys) == `"`+RedactedSystem+`"` && string(code) == `"`+RedactedCode+`"` {
 				present = true
 			}
@@ -113,7 +131,7 @@ func (w *walker) refSpan(typ *typeInfo, rs *resState) refSpan {
 	}
 	sp.idEnd = int32(len(w.refArena))
 	if rs.metaRaw != nil {
-		if v, ok := findMember(rs.metaRaw, "versionId", w.scratch); ok {
+		if v, ok := findMemberAt(rs.metaRaw, rs.metaOff, &w.tape, "versionId", w.scratch); ok {
 			if s, ok := stringValue(v, w.scratch); ok {
 				w.refArena = append(w.refArena, s...)
 			}

@@ -63,7 +63,7 @@ func (rw *Rewriter) walker(src io.Reader) (*walker, *window, *validator) {
 		out: w.out[:0], cs: w.cs[:0], scratch: w.scratch[:0], keybuf: w.keybuf[:0], tmp: w.tmp[:0],
 		counts: make([]int, len(rw.plan.rules)), links: opts.UpstreamBase != "",
 		win:   window{r: src, buf: w.win.buf, limit: int(opts.MaxResourceBytes)},
-		valid: validator{maxDepth: opts.MaxDepth, keys: w.valid.keys[:0], arena: w.valid.arena[:0], big: w.valid.big, tape: w.valid.tape[:0], mtape: w.valid.mtape[:0]},
+		valid: validator{maxDepth: opts.MaxDepth, keys: w.valid.keys[:0], arena: w.valid.arena[:0], big: w.valid.big, tape: w.valid.tape[:0], mtape: w.valid.mtape[:0], recs: w.valid.recs[:0]},
 	}
 	if len(w.win.buf) < windowSize {
 		w.win.buf = make([]byte, windowSize)
@@ -77,9 +77,9 @@ func (rw *Rewriter) walker(src io.Reader) (*walker, *window, *validator) {
 func (w *walker) release() {
 	w.rw, w.plan, w.mac, w.win.r, w.tape = nil, nil, nil, nil, tapeCursor{}
 	w.sum, w.counts, w.refArena, w.refSpans = Summary{}, nil, nil, nil
-	if cap(w.win.buf) > 4*windowSize || cap(w.out) > 4*flushSize || cap(w.valid.mtape) > 1<<16 {
+	if cap(w.win.buf) > 4*windowSize || cap(w.out) > 4*flushSize || cap(w.valid.mtape) > 1<<16 || cap(w.valid.recs) > 1<<16 {
 		// do not pin a large resource's buffers
-		w.win.buf, w.out, w.valid.tape, w.valid.mtape = nil, nil, nil, nil
+		w.win.buf, w.out, w.valid.tape, w.valid.mtape, w.valid.recs = nil, nil, nil, nil, nil
 	}
 	walkers.Put(w)
 }

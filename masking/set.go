@@ -45,6 +45,9 @@ type Set struct {
 	opts     Options
 	profiles map[string][]*rule
 	plans    sync.Map // profile-list key -> *plan
+	// pubJSON is PublicBase as the start of a JSON string: the opening
+	// quote and the escaped base, no closing quote.
+	pubJSON []byte
 }
 
 // Compile validates every rule of every profile against the FHIR R4
@@ -70,6 +73,10 @@ func Compile(profiles map[string][]RuleSpec, opts Options) (*Set, error) {
 	}
 	opts.UpstreamBase, opts.PublicBase = up, pub
 	s := &Set{opts: opts, profiles: map[string][]*rule{}}
+	if pub != "" {
+		s.pubJSON = appendJSONString(nil, pub)
+		s.pubJSON = s.pubJSON[:len(s.pubJSON)-1]
+	}
 	names := make([]string, 0, len(profiles))
 	for name := range profiles {
 		names = append(names, name)

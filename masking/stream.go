@@ -88,7 +88,7 @@ func (w *walker) streamBundle(dst io.Writer, win *window, v *validator) (bool, e
 			}
 		}
 		run := rawRun{start: -1, has: true} // resourceType is written
-		_, raw, err := w.member(bt, key, val, 0, base, hi, nil, &run)
+		_, raw, err := w.member(bt, bt.lookup(key), key, val, 0, base, hi, nil, &run)
 		if err != nil {
 			return true, err
 		}

@@ -28,13 +28,9 @@ type keyRef struct {
 	off, n  int32
 	inArena bool
 	wide    bool // holds non-ASCII bytes
-	// sig is the length and case-folded first byte of an ASCII name: two
-	// ASCII names with different sigs cannot collide.
+	// sig is the length and case-folded first and last bytes of an ASCII
+	// name: two ASCII names with different sigs cannot collide.
 	sig int32
-	// at is the offset of the name's opening quote, rawN the length of the
-	// name as written, vs and ve the value's span: the member record the
-	// walker reads instead of scanning again.
-	at, rawN, vs, ve int32
 }
 
 type validator struct {
@@ -46,14 +42,19 @@ type validator struct {
 	arena      []byte
 	tape       tape
 	mtape      []int32 // member records (see tape)
-	big        []map[string]struct{}
+	// recs are the member records of the objects still open, in step with
+	// keys: (name quote offset, name length as written, value start, value
+	// end). An object's records move to mtape in one copy when it closes
+	// (after those of the objects nested in it).
+	recs []int32
+	big  []map[string]struct{}
 }
 
 // validate checks that b starts with one complete JSON value (after no
 // whitespace) and returns the offset just past it. depth is the nesting
 // level of the value's container.
 func (v *validator) validate(b []byte, depth int) (int, error) {
-	v.keys, v.arena, v.tape, v.mtape, v.escapedKey = v.keys[:0], v.arena[:0], v.tape[:0], v.mtape[:0], false
+	v.keys, v.arena, v.tape, v.mtape, v.recs, v.escapedKey = v.keys[:0], v.arena[:0], v.tape[:0], v.mtape[:0], v.recs[:0], false
 	return v.value(b, 0, depth)
 }
 
@@ -63,7 +64,7 @@ func (v *validator) value(b []byte, i, depth int) (int, error) {
 	}
 	switch c := b[i]; c {
 	case '{':
-		return v.object(b, i, depth+1)
+		return v.members(b, i, depth+1)
 	case '[':
 		return v.array(b, i, depth+1)
 	case '"':
@@ -83,19 +84,17 @@ func (v *validator) value(b []byte, i, depth int) (int, error) {
 	return i, ErrMalformed
 }
 
-func (v *validator) object(b []byte, i, depth int) (int, error) {
+// sigBit is the bit of an object's seen-set that stands for sig.
+func sigBit(sig int32) uint64 { return 1 << (uint32(sig) * 0x9E3779B1 >> 26) }
+
+// members validates the object at b[i] == '{'. Its names are kept in
+// v.keys (and v.arena) and its member records in v.recs while it is open;
+// after an error the stacks are left as they are (validate resets them).
+func (v *validator) members(b []byte, i, depth int) (int, error) {
 	if depth > v.maxDepth {
 		return i, ErrTooDeep
 	}
-	base, arenaBase := len(v.keys), len(v.arena)
-	end, err := v.members(b, i, depth, base)
-	v.keys, v.arena = v.keys[:base], v.arena[:arenaBase]
-	return end, err
-}
-
-// members validates the members of the object at b[i] == '{'; its names
-// are v.keys[base:].
-func (v *validator) members(b []byte, i, depth, base int) (int, error) {
+	base, arenaBase, recBase := len(v.keys), len(v.arena), len(v.recs)
 	ti := len(v.tape)
 	v.tape = append(v.tape, int32(i), 0, 0, 0)
 	i = skipWS(b, i+1)
@@ -106,67 +105,109 @@ func (v *validator) members(b []byte, i, depth, base int) (int, error) {
 		v.tape[ti+1] = int32(i + 1)
 		return i + 1, nil
 	}
+	// seen holds the sigBit of every name so far, and slow is set once a
+	// name is not ASCII. While slow is clear and fewer than maxLinearKeys
+	// names are in, a name whose bit is clear cannot collide with an
+	// earlier one (ASCII names equal under case folding have equal sigs)
+	// and skips addKey's comparisons: the usual object is checked in
+	// linear time, not quadratic. Anything else goes through addKey.
+	var seen uint64
+	slow := false
 	for {
 		if b[i] != '"' {
 			return i, ErrMalformed
 		}
-		end, esc, err := validString(b, i)
-		if err != nil {
-			return end, err
-		}
-		kb := b[i+1 : end-1]
-		ref := keyRef{off: int32(i + 1), n: int32(len(kb)), at: int32(i), rawN: int32(len(kb))}
-		if esc&strEscaped != 0 {
-			v.escapedKey = true
-			start := len(v.arena)
-			v.arena = appendUnescaped(v.arena, kb)
-			kb = v.arena[start:]
-			if hasControl(kb) {
-				return i, ErrMalformed // member names never hold control characters
+		at := i
+		// validString's fast path, inline: a call here costs more than
+		// scanning a short name (every live value is reloaded after it).
+		// Bytes before j are plain; a quote at j ends the name.
+		j := i + 1
+		for j+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[j:])
+			q, bs := x^0x2222222222222222, x^0x5c5c5c5c5c5c5c5c
+			if m := (x | (x - 0x2020202020202020) | ((q - 0x0101010101010101) &^ q) | ((bs - 0x0101010101010101) &^ bs)) & 0x8080808080808080; m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
 			}
-			ref.off, ref.n, ref.inArena = int32(start), int32(len(kb)), true
+			j += 8
 		}
-		if esc != 0 && !isASCII(kb) {
-			ref.wide = true
-		} else if len(kb) > 0 {
-			ref.sig = int32(len(kb)<<8 | int(kb[0]|0x20))
-		}
-		// The usual case inline: few names, ASCII, none sharing length and
-		// folded first byte with the new one.
-		fast := !ref.wide && len(v.keys)-base < maxLinearKeys
-		if fast {
-			for _, other := range v.keys[base:] {
-				if other.sig == ref.sig || other.wide {
-					fast = false
-					break
-				}
+		var end int
+		var ref keyRef
+		if j < len(b) && b[j] == '"' {
+			end = j + 1
+			ref = keyRef{off: int32(i + 1), n: int32(j - i - 1)}
+			if j > i+1 {
+				ref.sig = int32((j-i-1)<<16 | int(b[i+1]|0x20)<<8 | int(b[j-1]|0x20))
 			}
+		} else {
+			var err error
+			if end, ref, err = v.slowKey(b, i); err != nil {
+				return end, err
+			}
+			slow = slow || ref.wide
 		}
-		if fast {
+		bit := sigBit(ref.sig)
+		if !slow && seen&bit == 0 && len(v.keys)-base < maxLinearKeys {
 			v.keys = append(v.keys, ref)
-		} else if err := v.addKey(b, kb, ref, base, depth); err != nil {
+		} else if err := v.addKey(b, v.keyBytes(b, ref), ref, base, depth); err != nil {
 			return i, err
 		}
-		i = skipWS(b, end)
+		seen |= bit
+		// compact JSON has no whitespace between tokens: look before
+		// calling skipWS
+		i = end
+		if i < len(b) && b[i] != ':' {
+			i = skipWS(b, i)
+		}
 		if i >= len(b) {
 			return i, errShort
 		}
 		if b[i] != ':' {
 			return i, ErrMalformed
 		}
-		kidx := len(v.keys) - 1
-		vs := skipWS(b, i+1)
-		if i, err = v.value(b, vs, depth); err != nil {
-			return i, err
+		vs := i + 1
+		if vs < len(b) && b[vs] <= ' ' {
+			vs = skipWS(b, vs)
 		}
-		v.keys[kidx].vs, v.keys[kidx].ve = int32(vs), int32(i)
-		i = skipWS(b, i)
+		if vs < len(b) && b[vs] == '"' {
+			// the same inline fast path for a string value
+			j := vs + 1
+			for j+8 <= len(b) {
+				x := binary.LittleEndian.Uint64(b[j:])
+				q, bs := x^0x2222222222222222, x^0x5c5c5c5c5c5c5c5c
+				if m := (x | (x - 0x2020202020202020) | ((q - 0x0101010101010101) &^ q) | ((bs - 0x0101010101010101) &^ bs)) & 0x8080808080808080; m != 0 {
+					j += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				j += 8
+			}
+			if j < len(b) && b[j] == '"' {
+				i = j + 1
+			} else {
+				var err error
+				if i, _, err = validString(b, vs); err != nil {
+					return i, err
+				}
+			}
+		} else {
+			var err error
+			if i, err = v.value(b, vs, depth); err != nil {
+				return i, err
+			}
+		}
+		v.recs = append(v.recs, int32(at), int32(end-at-2), int32(vs), int32(i))
+		if i < len(b) && b[i] <= ' ' {
+			i = skipWS(b, i)
+		}
 		if i >= len(b) {
 			return i, errShort
 		}
 		switch b[i] {
 		case ',':
-			i = skipWS(b, i+1)
+			i++
+			if i < len(b) && b[i] <= ' ' {
+				i = skipWS(b, i)
+			}
 			if i >= len(b) {
 				return i, errShort
 			}
@@ -174,14 +215,41 @@ func (v *validator) members(b []byte, i, depth, base int) (int, error) {
 			v.tape[ti+1] = int32(i + 1)
 			v.tape[ti+2] = int32(len(v.mtape) / 4)
 			v.tape[ti+3] = int32(len(v.keys) - base)
-			for _, k := range v.keys[base:] {
-				v.mtape = append(v.mtape, k.at, k.rawN, k.vs, k.ve)
-			}
+			v.mtape = append(v.mtape, v.recs[recBase:]...)
+			v.keys, v.arena, v.recs = v.keys[:base], v.arena[:arenaBase], v.recs[:recBase]
 			return i + 1, nil
 		default:
 			return i, ErrMalformed
 		}
 	}
+}
+
+// slowKey validates the member name at b[i] == '"' that the inline scan
+// in members could not: one with an escape (decoded into the arena) or with
+// non-ASCII bytes (wide), or one the buffer cuts.
+func (v *validator) slowKey(b []byte, i int) (int, keyRef, error) {
+	end, esc, err := validString(b, i)
+	if err != nil {
+		return end, keyRef{}, err
+	}
+	kb := b[i+1 : end-1]
+	ref := keyRef{off: int32(i + 1), n: int32(len(kb))}
+	if esc&strEscaped != 0 {
+		v.escapedKey = true
+		start := len(v.arena)
+		v.arena = appendUnescaped(v.arena, kb)
+		kb = v.arena[start:]
+		if hasControl(kb) {
+			return i, keyRef{}, ErrMalformed // member names never hold control characters
+		}
+		ref.off, ref.n, ref.inArena = int32(start), int32(len(kb)), true
+	}
+	if esc != 0 && !isASCII(kb) {
+		ref.wide = true
+	} else if n := len(kb); n > 0 {
+		ref.sig = int32(n<<16 | int(kb[0]|0x20)<<8 | int(kb[n-1]|0x20))
+	}
+	return end, ref, nil
 }
 
 func (v *validator) keyBytes(b []byte, r keyRef) []byte {
@@ -298,7 +366,17 @@ func (v *validator) array(b []byte, i, depth int) (int, error) {
 	}
 	for {
 		var err error
-		if i, err = v.value(b, i, depth); err != nil {
+		switch {
+		case i >= len(b):
+			return i, errShort
+		case b[i] == '{':
+			i, err = v.members(b, i, depth+1)
+		case b[i] == '"':
+			i, _, err = validString(b, i)
+		default:
+			i, err = v.value(b, i, depth)
+		}
+		if err != nil {
 			return i, err
 		}
 		i = skipWS(b, i)

@@ -15,6 +15,7 @@ import (
 // landed in the output, so a masked resource can be labelled afterwards.
 type resState struct {
 	idRaw, metaRaw     []byte
+	metaOff            int // metaRaw's offset in the taped value
 	hasText, textFirst bool
 	textStart, textEnd int
 	hasMeta            bool
@@ -56,7 +57,7 @@ func (w *walker) resource(b []byte, off int, pl Placement) (dropped bool, err er
 	if len(b) == 0 || b[0] != '{' {
 		return false, unmaskable(ErrUnknownResource, "a %s is not a JSON object", pl)
 	}
-	rtv, _ := findMember(b, "resourceType", w.scratch)
+	rtv, _ := findMemberAt(b, off, &w.tape, "resourceType", w.scratch)
 	name, ok := stringValue(rtv, w.scratch)
 	t := w.sc.resources[string(name)]
 	if !ok || t == nil {
@@ -144,7 +145,7 @@ func (w *walker) quietScan(b []byte, off int, t *typeInfo) (resState, bool) {
 		case string(key) == "id":
 			rs.idRaw = val
 		case string(key) == "meta":
-			rs.metaRaw = val
+			rs.metaRaw, rs.metaOff = val, m.valOff(val)
 		case len(key) == len("contained") && bytes.EqualFold(key, []byte("contained")):
 			return rs, false
 		case t.lookup(key) == nil && t.foldsToElement(key):
@@ -167,15 +168,37 @@ func (w *walker) object(b []byte, off int, t *typeInfo, lo, hi int, rs *resState
 	m := newMembersAt(b, off, &w.tape)
 	m.plainKeys = !w.canonical
 	for {
-		key, val, ok := m.next()
-		if !ok {
-			break
+		var key, val []byte
+		if m.taped {
+			// members.next's taped path, by hand: this is the walker's
+			// hottest loop and next is too big to inline
+			if len(m.recs) < 4 {
+				break
+			}
+			r := m.recs[:4:4]
+			m.recs = m.recs[4:]
+			at, ve := int(r[0])-off, int(r[3])-off
+			m.keyAt, m.i = at, ve
+			key, val = b[at+1:at+1+int(r[1])], b[int(r[2])-off:ve]
+		} else {
+			var ok bool
+			if key, val, ok = m.next(); !ok {
+				break
+			}
 		}
 		if w.canonical && bytes.IndexByte(key, '\\') >= 0 {
 			w.keybuf = appendUnescaped(w.keybuf[:0], key)
 			key = w.keybuf
 		}
-		drop, raw, err := w.member(t, key, val, m.valOff(val), lo, hi, rs, &run)
+		f, pass := w.passes(t, key, val, lo, hi, rs)
+		if pass {
+			if run.start < 0 {
+				run.start = m.keyAt
+			}
+			run.end = m.i
+			continue
+		}
+		drop, raw, err := w.member(t, f, key, val, m.valOff(val), lo, hi, rs, &run)
 		if err != nil {
 			return false, false, err
 		}
@@ -198,6 +221,50 @@ func (w *walker) object(b []byte, off int, t *typeInfo, lo, hi int, rs *resState
 	w.flushRun(&run)
 	w.out = append(w.out, '}')
 	return run.has, false, nil
+}
+
+// passes decides memberBody's most common outcome without its bookkeeping
+// (or the function calls it costs per member): it reports ok only when
+// memberBody would report the member raw (copied unchanged) with nothing
+// else to do but note a resource's id. Everything else (escaped names,
+// unknown or case-variant names, primitive extensions, members a rule
+// cursor names, nested resources, relevant types, links, text, meta,
+// Bundle.total) goes to memberBody, which decides it in full.
+//
+// f is t's field named key (nil for none), handed on to memberBody.
+func (w *walker) passes(t *typeInfo, key, val []byte, lo, hi int, rs *resState) (f *field, ok bool) {
+	f = t.lookup(key)
+	if f == nil && rs != nil && !w.canonical && string(key) == "resourceType" {
+		return nil, true
+	}
+	if f == nil || w.canonical || t == w.bundle && string(key) == "total" {
+		return f, false
+	}
+	if rs != nil {
+		if w.plan.rootHot[f.id] || string(key) == "text" || string(key) == "meta" {
+			return f, false
+		}
+		if string(key) == "id" {
+			rs.idRaw = val
+		}
+		return f, true
+	}
+	for _, c := range w.cs[lo:hi] {
+		// a cursor whose next step names this member makes it a target
+		// or a way down (transitions); others pass it by
+		if stepMatches(&w.plan.rules[c.rule].steps[c.pos], key) {
+			return f, false
+		}
+	}
+	switch f.kind {
+	case kindResource:
+		return f, false
+	case kindComplex:
+		// no cursor runs into it and no type-wide rule starts at it (a
+		// data type with anchored rules is relevant)
+		return f, !w.plan.relevant[f.typ.id]
+	}
+	return f, !f.urlRewrite || !w.links
 }
 
 // rawRun is a stretch of members of one object to copy as they are.
@@ -234,9 +301,10 @@ func (w *walker) writeKey(key []byte, comma bool) {
 
 // member writes `,"key":value`, or nothing when the member is masked away,
 // or reports raw when it passes unchanged (object copies it with its run).
-func (w *walker) member(t *typeInfo, key, val []byte, voff, lo, hi int, rs *resState, run *rawRun) (dropped, raw bool, err error) {
+// f is t.lookup(key).
+func (w *walker) member(t *typeInfo, f *field, key, val []byte, voff, lo, hi int, rs *resState, run *rawRun) (dropped, raw bool, err error) {
 	base := len(w.cs)
-	dropped, raw, mark, err := w.memberBody(t, key, val, voff, lo, hi, rs, run)
+	dropped, raw, mark, err := w.memberBody(t, f, key, val, voff, lo, hi, rs, run)
 	w.cs = w.cs[:base]
 	if mark >= 0 && len(w.out) > mark {
 		run.has = true
@@ -246,7 +314,7 @@ func (w *walker) member(t *typeInfo, key, val []byte, voff, lo, hi int, rs *resS
 
 // memberBody is member without its bookkeeping. mark is where it started
 // writing, or -1.
-func (w *walker) memberBody(t *typeInfo, key, val []byte, voff, lo, hi int, rs *resState, run *rawRun) (dropped, raw bool, mark int, err error) {
+func (w *walker) memberBody(t *typeInfo, f *field, key, val []byte, voff, lo, hi int, rs *resState, run *rawRun) (dropped, raw bool, mark int, err error) {
 	mark = -1
 	// text and meta of a resource are written alone: label needs their place
 	rawOK := !w.canonical && (rs == nil || string(key) != "text" && string(key) != "meta")
@@ -264,13 +332,12 @@ func (w *walker) memberBody(t *typeInfo, key, val []byte, voff, lo, hi int, rs *
 		case "id":
 			rs.idRaw = val
 		case "meta":
-			rs.metaRaw = val
+			rs.metaRaw, rs.metaOff = val, voff
 		}
 	}
 	if t == w.bundle && w.rw.check != nil && string(key) == "total" {
 		return false, false, mark, nil // see Rewriter: counts may disclose dropped entries
 	}
-	f := t.lookup(key)
 	ext := false
 	if f == nil && len(key) > 1 && key[0] == '_' {
 		f = t.lookup(key[1:])
@@ -279,7 +346,16 @@ func (w *walker) memberBody(t *typeInfo, key, val []byte, voff, lo, hi int, rs *
 	if rs != nil && f != nil && !ext && rawOK && !w.plan.rootHot[f.id] {
 		return false, true, mark, nil // no rule starts here and nothing below needs a look
 	}
-	tlo, thi, clo, chi := w.transitions(f, key, ext, lo, hi)
+	var tlo, thi, clo, chi int
+	if rs != nil && f != nil && !ext && !w.plan.rootHot[f.id] {
+		// at a resource's root the cursors are its type's rules at their
+		// first step, and rootHot says none of them (nor a type-wide rule)
+		// takes this member
+		n := len(w.cs)
+		tlo, thi, clo, chi = n, n, n, n
+	} else {
+		tlo, thi, clo, chi = w.transitions(f, key, ext, lo, hi)
+	}
 	if f == nil && t.foldsToElement(key) {
 		return false, false, mark, unmaskable(ErrMalformed, "a member name differs from an R4 element name only in case")
 	}
@@ -390,7 +466,7 @@ func (w *walker) element(f *field, el []byte, eoff, tlo, thi, clo, chi int) (wro
 	best, bestAct := int32(-1), action(0)
 	for k := tlo; k < thi; k++ {
 		c := w.cs[k]
-		if c.pred != nil && !w.predHolds(c.pred, el) {
+		if c.pred != nil && !w.predHolds(c.pred, el, eoff) {
 			continue
 		}
 		if a := w.plan.rules[c.rule].action; a > bestAct {
@@ -420,7 +496,7 @@ func (w *walker) element(f *field, el []byte, eoff, tlo, thi, clo, chi int) (wro
 		base := len(w.cs)
 		for k := clo; k < chi; k++ {
 			c := w.cs[k]
-			if c.pred == nil || w.predHolds(c.pred, el) {
+			if c.pred == nil || w.predHolds(c.pred, el, eoff) {
 				w.cs = append(w.cs, cursor{rule: c.rule, pos: c.pos})
 			}
 		}
