@@ -3,6 +3,8 @@ package masking
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -105,5 +107,48 @@ func TestRewriterConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestOnResourcesHandsOffAsTheStreamGoes(t *testing.T) {
+	set, err := Compile(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString(`{"resourceType":"Bundle","id":"b1","type":"searchset","entry":[`)
+	const n = 2500
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"resource":{"resourceType":"Patient","id":"p%d","meta":{"versionId":"1"}}}`, i)
+	}
+	b.WriteString(`]}`)
+	rw, err := set.Rewriter(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches, handed int
+	seen := map[string]bool{}
+	rw.OnResources(func(refs []ResourceRef) {
+		batches++
+		handed += len(refs)
+		for _, r := range refs {
+			seen[r.Type+"/"+r.ID+"/"+r.Version] = true
+		}
+	})
+	sum, err := rw.Rewrite(io.Discard, strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sum.Resources {
+		seen[r.Type+"/"+r.ID+"/"+r.Version] = true
+	}
+	if batches != 2 || handed != 2000 || len(sum.Resources) != n-2000+1 {
+		t.Fatalf("batches %d, handed %d, left %d", batches, handed, len(sum.Resources))
+	}
+	if !seen["Bundle/b1/"] || !seen["Patient/p0/1"] || !seen[fmt.Sprintf("Patient/p%d/1", n-1)] || len(seen) != n+1 {
+		t.Fatalf("%d distinct refs; the Bundle or an entry is missing", len(seen))
 	}
 }

@@ -28,6 +28,9 @@ type Rewriter struct {
 	set   *Set
 	plan  *plan
 	check Check
+	// onResources, when set, receives the written resources in batches
+	// as a Bundle or NDJSON body streams, instead of Summary.Resources.
+	onResources func([]ResourceRef)
 }
 
 // Summary describes what one Rewrite wrote, for the audit record.
@@ -92,6 +95,36 @@ func (w *walker) flush(dst io.Writer) error {
 	_, err := dst.Write(w.out)
 	w.out = w.out[:0]
 	return err
+}
+
+// OnResources hands the resources written by a streamed Bundle or NDJSON
+// body to f in batches of about resourceBatch as the stream goes, instead
+// of gathering them all in Summary.Resources: the list of what a 10 GB
+// Bundle disclosed must not grow in memory with it. What is left at the
+// end (the top-level Bundle itself, last) is still in Summary.Resources.
+// f runs on the rewriting goroutine and must not retain the slice. Call
+// it before Rewrite.
+func (rw *Rewriter) OnResources(f func([]ResourceRef)) { rw.onResources = f }
+
+// resourceBatch is how many written resources are handed to OnResources
+// at a time.
+const resourceBatch = 1000
+
+// handOffRefs passes every resource ref after the first keep (slots still
+// being filled: the streamed top-level Bundle's own) to OnResources, and
+// forgets them, once there are resourceBatch of them.
+func (w *walker) handOffRefs(keep int) {
+	if w.rw.onResources == nil || len(w.refSpans)-keep < resourceBatch {
+		return
+	}
+	arena := string(w.refArena)
+	refs := make([]ResourceRef, 0, len(w.refSpans)-keep)
+	for _, sp := range w.refSpans[keep:] {
+		refs = append(refs, ResourceRef{Type: sp.typ.name, ID: arena[sp.id:sp.idEnd], Version: arena[sp.idEnd:sp.vEnd]})
+	}
+	w.rw.onResources(refs)
+	// The kept slots are placeholders without arena strings yet.
+	w.refSpans, w.refArena = w.refSpans[:keep], w.refArena[:0]
 }
 
 // summary builds the Summary, cutting every ref string from one arena.
@@ -203,6 +236,7 @@ func (rw *Rewriter) RewriteNDJSON(dst io.Writer, src io.Reader) (Summary, error)
 			w.out = w.out[:mark]
 			continue
 		}
+		w.handOffRefs(0)
 		w.out = append(w.out, '\n')
 		if len(w.out) >= flushSize {
 			if err := w.flush(dst); err != nil {

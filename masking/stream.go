@@ -236,6 +236,7 @@ func (w *walker) streamEntries(dst io.Writer, win *window, v *validator, lo, hi 
 			continue
 		}
 		n++
+		w.handOffRefs(1) // slot 0 is the streamed Bundle's own, filled at its end
 		if len(w.out) >= flushSize {
 			if err := w.flush(dst); err != nil {
 				return err

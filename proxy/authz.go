@@ -44,10 +44,7 @@ func (az *authorization) body(b []byte) []byte { return b }
 
 // summarize adds to the audit record what the response filter saw.
 func (az *authorization) summarize(a *audit.Access, sum masking.Summary) {
-	refs := make([]audit.ResourceRef, 0, len(sum.Resources))
-	for _, r := range sum.Resources {
-		refs = append(refs, audit.ResourceRef{Type: r.Type, ID: r.ID, Version: r.Version})
-	}
+	refs := auditRefs(sum.Resources)
 	if az.disclosed == nil {
 		a.Resources = append(a.Resources, refs...)
 	}
@@ -65,6 +62,14 @@ func (az *authorization) summarize(a *audit.Access, sum masking.Summary) {
 		a.Reason = string(fhir.ReasonPatientBudget)
 		a.FailureDetail = strconv.Itoa(rc.overBudget) + " resources withheld by the patient budget"
 	}
+}
+
+func auditRefs(rs []masking.ResourceRef) []audit.ResourceRef {
+	out := make([]audit.ResourceRef, len(rs))
+	for i, r := range rs {
+		out[i] = audit.ResourceRef{Type: r.Type, ID: r.ID, Version: r.Version}
+	}
+	return out
 }
 
 func splitMaskKey(k string) (profile, path string) {

@@ -94,6 +94,13 @@ func (f *responseFilter) filter(x *exchange, c *call, az *authorization, resp *h
 		resp.Body.Close()
 		return fhir.Wrap(fhir.ReasonInternal, err, "")
 	}
+	if az.disclosed != nil {
+		// The list of what a large Bundle disclosed goes to the audit as
+		// the stream goes, not into memory.
+		rw.OnResources(func(refs []masking.ResourceRef) {
+			az.disclosed.addResources(auditRefs(refs)...)
+		})
+	}
 	rewrite := rw.Rewrite
 	ct := fhir.ContentTypeJSON
 	if ndjson {
