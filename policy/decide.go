@@ -259,17 +259,8 @@ func (d *decider) read(req *fhir.Request) Decision {
 	}
 	history := req.Interaction == fhir.InteractionHistoryInstance
 	out := Decision{Allow: true, Matched: matched, NotFoundOnRefusal: true}
-	if d.patient != "" {
-		if !patientReachable(t) {
-			return denyDecision(fhir.ReasonCompartmentViolation, "%s is in no patient compartment and is not reference data", t)
-		}
-		if t == "Patient" && req.ID != d.patient {
-			// Known to be outside without asking upstream; answered like a
-			// missing resource all the same.
-			dd := denyDecision(fhir.ReasonCompartmentViolation, "the Patient addressed is not the token's patient")
-			dd.NotFoundOnRefusal = true
-			return dd
-		}
+	if r := d.instanceOutsidePatient(t, req.ID); r != nil {
+		return *r
 	}
 	// A history Bundle holds old versions, each checked on its own: an old
 	// version may sit in another patient's compartment.
@@ -289,4 +280,25 @@ func formatRefusal(req *fhir.Request) *Decision {
 
 func decideAsFHIRError(err error, target **fhir.Error) bool {
 	return errors.As(err, target)
+}
+
+// instanceOutsidePatient refuses, under patient/ scopes, an instance that
+// is known to be outside the token patient's reach before asking upstream:
+// a type in no compartment that is not reference data, or another Patient
+// (answered like a missing resource all the same). nil when allowed or not
+// under patient/ scopes.
+func (d *decider) instanceOutsidePatient(t, id string) *Decision {
+	if d.patient == "" {
+		return nil
+	}
+	if !patientReachable(t) {
+		dd := denyDecision(fhir.ReasonCompartmentViolation, "%s is in no patient compartment and is not reference data", t)
+		return &dd
+	}
+	if t == "Patient" && id != d.patient {
+		dd := denyDecision(fhir.ReasonCompartmentViolation, "the Patient addressed is not the token's patient")
+		dd.NotFoundOnRefusal = true
+		return &dd
+	}
+	return nil
 }

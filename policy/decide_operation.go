@@ -47,15 +47,8 @@ func (d *decider) operation(req *fhir.Request) Decision {
 			return denyDecision(fhir.ReasonCompartmentViolation, "type-level operations on %s cannot be confined to a patient", t)
 		}
 	case fhir.LevelInstance:
-		if d.patient != "" {
-			if !patientReachable(t) {
-				return denyDecision(fhir.ReasonCompartmentViolation, "%s is in no patient compartment and is not reference data", t)
-			}
-			if t == "Patient" && req.ID != d.patient {
-				dd := denyDecision(fhir.ReasonCompartmentViolation, "the Patient addressed is not the token's patient")
-				dd.NotFoundOnRefusal = true
-				return dd
-			}
+		if r := d.instanceOutsidePatient(t, req.ID); r != nil {
+			return *r
 		}
 	}
 	matched := d.grant(t, PermRead)
