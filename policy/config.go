@@ -47,6 +47,10 @@ type Config struct {
 	// Redis, when set, holds the state replicas share (revocations, rate
 	// limits, patient budgets). Without it that state lives in memory.
 	Redis *RedisConfig `yaml:"redis"`
+	// AutoRevokeOnPatientBudget revokes an agent on every replica the
+	// first time it crosses its patients_per_hour budget (restore it with
+	// fhirwall admin restore). The revocation is audited.
+	AutoRevokeOnPatientBudget bool `yaml:"auto_revoke_on_patient_budget"`
 	// RevocationsFile, without redis, is where the kill switch keeps its
 	// revocations so that they survive a restart and `fhirwall admin
 	// revoke` reaches the running gateway within a second. Default:

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -176,5 +179,61 @@ func TestAdminRevokeReachesARunningSingleInstance(t *testing.T) {
 			t.Fatal("the restored agent is still refused after 1s")
 		}
 		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func TestAutoRevokeOnPatientBudget(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	demoDir := t.TempDir()
+	d, err := startDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", demoDir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	text, _ := os.ReadFile(d.configFile)
+	cfgText := "auto_revoke_on_patient_budget: true\n" +
+		strings.Replace(string(text), "patients_per_hour: 200", "patients_per_hour: 2", 1)
+	dir := t.TempDir()
+	jwks, _ := os.ReadFile(filepath.Join(demoDir, "jwks.json"))
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), jwks, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "fhirwall.yaml")
+	if err := os.WriteFile(file, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, problems := loadConfig(file)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startGateway(ctx, cfg, slog.New(slog.DiscardHandler), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := os.ReadFile(filepath.Join(demoDir, "tokens", "agent-billing-07.jwt"))
+	get := func(id string) int {
+		req, _ := http.NewRequest("GET", "http://"+srv.addr+"/fhir/Patient/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i, want := range []int{200, 200, 429, 403} {
+		if got := get(fmt.Sprintf("pat-%03d", i+1)); got != want {
+			t.Fatalf("request %d: %d, want %d", i+1, got, want)
+		}
+	}
+	srv.close()
+	code, out, errOut := runCLI("audit", "export", "--config", file)
+	if code != 0 || !strings.Contains(out, "revoked automatically") || !strings.Contains(out, "agent-revoked") {
+		t.Fatalf("export: %d %s %.400s", code, errOut, out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fhirwall/fhirwall/audit"
+	"github.com/fhirwall/fhirwall/fhir"
 	"github.com/fhirwall/fhirwall/guard"
 	"github.com/fhirwall/fhirwall/policy"
 	"github.com/fhirwall/fhirwall/proxy"
@@ -111,6 +113,8 @@ func startGateway(ctx context.Context, cfg *policy.Config, logger *slog.Logger, 
 		gopts.Redis = client
 		gopts.FailOpenLimits = cfg.Redis.FailOpenRateLimits
 	}
+	gopts.AutoRevokeOnBudget = cfg.AutoRevokeOnPatientBudget
+	gopts.OnBudgetExceeded = budgetExceeded(log, logger, cfg.AutoRevokeOnPatientBudget)
 	g, err := guard.New(ctx, gopts)
 	if err != nil {
 		return fail(fmt.Errorf("start guard: %w", err))
@@ -147,6 +151,38 @@ func startGateway(ctx context.Context, cfg *policy.Config, logger *slog.Logger, 
 		}
 	}()
 	return s, nil
+}
+
+// budgetExceeded records an agent crossing a blast-radius cap: a warning in
+// the log, and when the agent is revoked for it, an AuditEvent of that
+// revocation with fhirwall itself as the actor.
+func budgetExceeded(log *audit.Log, logger *slog.Logger, autoRevoke bool) func(context.Context, string, fhir.Reason) {
+	return func(ctx context.Context, agent string, reason fhir.Reason) {
+		logger.Warn("agent crossed a blast-radius cap", "agent", agent, "reason", string(reason), "auto_revoked", autoRevoke && reason == fhir.ReasonPatientBudget)
+		if !autoRevoke || reason != fhir.ReasonPatientBudget {
+			return
+		}
+		now := time.Now()
+		acc := &audit.Access{
+			RequestID: "auto-revoke-" + strconv.FormatInt(now.UnixNano(), 36),
+			Start:     now, End: now,
+			Agent:         audit.Agent{ID: "fhirwall"},
+			Route:         "guard",
+			Method:        http.MethodPost,
+			Path:          "/admin/revoke",
+			Interaction:   "operation",
+			ResourceType:  "Agent",
+			ResourceID:    agent,
+			Decision:      audit.DecisionAllow,
+			Reason:        string(reason),
+			Status:        http.StatusOK,
+			FailureDetail: "agent revoked automatically: patient budget exceeded",
+		}
+		// Once per agent crossing: worth a synchronous, durable record.
+		if err := log.Record(context.WithoutCancel(ctx), acc); err != nil {
+			logger.Error("audit of an automatic revocation failed", "agent", agent, "error", err.Error())
+		}
+	}
 }
 
 // auditSinks are the optional copies of each event: JSON lines on stdout
