@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -313,7 +312,7 @@ func (l *Log) record(kind, id string, a *Access, phase string) (*Record, error) 
 	}
 	now := l.opts.now().UTC()
 	ev := buildEvent(a, id, now, phase, l.ec)
-	body, err := json.Marshal(ev)
+	body, err := ev.MarshalJSON() // already compact: json.Marshal would only re-scan it
 	if err != nil {
 		return nil, fhir.Wrap(fhir.ReasonAuditUnavailable, err, "the audit record cannot be encoded")
 	}
