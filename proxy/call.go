@@ -155,15 +155,38 @@ func (c *call) log() {
 	})
 }
 
-// forward sends the request upstream through fw, with the durable intent
-// record written first. No intent, no forwarding: the agent gets 503
-// audit-unavailable and the upstream sees nothing.
-func (c *call) forward(fw *forwarder, x *exchange) {
+// intent writes the durable record of the attempt. No intent, nothing
+// goes upstream: the agent gets 503 audit-unavailable (and ok is false).
+func (c *call) intent() (pending *audit.Pending, ok bool) {
 	pending, err := c.rt.g.deps.Audit.Intent(c.auditCtx(), &c.acc)
 	if err != nil {
 		c.refuse(fhir.Wrap(fhir.ReasonAuditUnavailable, err, "the access cannot be recorded, so it is refused"))
-		return
+		return nil, false
 	}
+	return pending, true
+}
+
+// refusePending refuses a request whose intent is already recorded (a
+// check that needed the upstream, such as a write's prefetch, said no):
+// the agent gets answer, the completion record the real reason.
+func (c *call) refusePending(pending *audit.Pending, answer error, reason fhir.Reason) {
+	c.acc.Decision = audit.DecisionDeny
+	c.acc.Reason = string(reason)
+	fhir.WriteError(c.w, answer)
+	c.complete(pending, &exchange{}, false)
+}
+
+// forward writes the intent record, then sends the request upstream
+// through fw (see forwardPending).
+func (c *call) forward(fw *forwarder, x *exchange) {
+	if pending, ok := c.intent(); ok {
+		c.forwardPending(pending, fw, x)
+	}
+}
+
+// forwardPending sends the request upstream through fw once its intent
+// record is durable, and completes the record when the response ends.
+func (c *call) forwardPending(pending *audit.Pending, fw *forwarder, x *exchange) {
 	defer func() {
 		aborted := recover()
 		c.complete(pending, x, aborted != nil)

@@ -69,14 +69,20 @@ func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		az = shadowAuthorization(c.grant.masks)
 	}
 	x := &exchange{upstreamPath: rest, rawQuery: az.rawQuery(r.URL.RawQuery), body: az.body(body)}
+	// Nothing goes upstream, not even a write's prefetch, before the
+	// intent record is durable.
+	pending, ok := c.intent()
+	if !ok {
+		return
+	}
 	if az.prefetch != nil {
 		version, err := h.prefetch(r.Context(), req, az.prefetch)
 		if err != nil {
 			switch reason := fhir.ReasonOf(err); reason {
 			case fhir.ReasonCompartmentViolation, fhir.ReasonNotFound:
-				c.refuseAudited(notFound(), reason)
+				c.refusePending(pending, notFound(), reason)
 			default:
-				c.refuse(err)
+				c.refusePending(pending, err, reason)
 			}
 			return
 		}
@@ -85,11 +91,11 @@ func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var plan *bundlePlan
 	if (req.Interaction == fhir.InteractionBatch || req.Interaction == fhir.InteractionTransaction) && c.acc.Decision == audit.DecisionAllow {
 		if plan, err = h.planBundle(r.Context(), req, az.decision); err != nil {
-			c.refuseAudited(answerOf(err), auditReason(err))
+			c.refusePending(pending, answerOf(err), auditReason(err))
 			return
 		}
 		if len(plan.forwarded) == 0 {
-			h.answerRefusedBatch(c, plan)
+			h.answerRefusedBatch(c, pending, plan)
 			return
 		}
 		x.body = plan.body
@@ -110,7 +116,7 @@ func (h *fhirRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return inner(resp)
 		}
 	}
-	c.forward(h.fw, x)
+	c.forwardPending(pending, h.fw, x)
 }
 
 // acceptableFormat refuses requests that ask for anything but JSON: only
@@ -182,7 +188,7 @@ func auditReason(err error) fhir.Reason {
 
 // answerRefusedBatch answers a batch whose every entry was refused: a
 // batch-response with each entry's own refusal, nothing forwarded.
-func (h *fhirRoute) answerRefusedBatch(c *call, plan *bundlePlan) {
+func (h *fhirRoute) answerRefusedBatch(c *call, pending *audit.Pending, plan *bundlePlan) {
 	entries := make([]any, len(plan.refused))
 	for i, e := range plan.refused {
 		entries[i] = entryAnswer(e)
@@ -193,11 +199,7 @@ func (h *fhirRoute) answerRefusedBatch(c *call, plan *bundlePlan) {
 	c.w.Header().Set("Content-Type", fhir.ContentTypeJSON)
 	c.w.WriteHeader(http.StatusOK)
 	_, _ = c.w.Write(body)
-	c.finishAccess()
-	if err := c.rt.g.deps.Audit.Record(c.auditCtx(), &c.acc); err != nil {
-		c.rt.g.deps.Logger.Error("audit record of a refused batch failed", "request_id", c.acc.RequestID, "error", err.Error())
-	}
-	c.log()
+	c.complete(pending, &exchange{}, false)
 }
 
 // answerOf is the error to answer the agent with for an authorization

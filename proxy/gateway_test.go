@@ -226,4 +226,15 @@ func TestAuditUnavailableRefusesBeforeForwarding(t *testing.T) {
 	if _, _, after := h.echo.seen(); after != before {
 		t.Fatal("the upstream was called without a durable audit intent")
 	}
+	// Not even the read a patient-scoped write makes first.
+	writer := h.tokenWithPatient("agent-triage-01", "pat-001", "patient/Observation.rs", "patient/Observation.u")
+	body := `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pat-001"}}`
+	resp = h.do("PUT", "/echo/Observation/o1", writer, strings.NewReader(body), "Content-Type", "application/fhir+json")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("write with the audit down: %d", resp.StatusCode)
+	}
+	if _, _, after := h.echo.seen(); after != before {
+		t.Fatal("a write's prefetch reached the upstream without a durable audit intent")
+	}
 }
