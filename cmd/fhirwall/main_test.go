@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,8 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -235,5 +239,60 @@ func TestAutoRevokeOnPatientBudget(t *testing.T) {
 	code, out, errOut := runCLI("audit", "export", "--config", file)
 	if code != 0 || !strings.Contains(out, "revoked automatically") || !strings.Contains(out, "agent-revoked") {
 		t.Fatalf("export: %d %s %.400s", code, errOut, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the gateway's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestStartReportsAnAlteredAuditChain(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := startDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(d.public + "/fhir/Patient") // an audited refusal
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	d.close()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE audit_records SET body = replace(body, 'unauthenticated', 'somebody-else') WHERE seq = (SELECT min(seq) FROM audit_records)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var logs syncBuffer
+	d, err = startDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", dir, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "AUDIT CHAIN BROKEN") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about the altered chain in:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -101,6 +101,7 @@ func startGateway(ctx context.Context, cfg *policy.Config, logger *slog.Logger, 
 		return fail(fmt.Errorf("open audit store: %w", err))
 	}
 	s.closers = append(s.closers, log.Close)
+	go verifyAtStart(ctx, log, logger)
 	gopts := guard.Options{StateFile: revocationsFile(cfg)}
 	if cfg.Redis != nil {
 		gopts.StateFile = ""
@@ -151,6 +152,29 @@ func startGateway(ctx context.Context, cfg *policy.Config, logger *slog.Logger, 
 		}
 	}()
 	return s, nil
+}
+
+// verifyAtStart checks the audit chain in the background when the gateway
+// starts, so that a chain edited while fhirwall was down is reported at
+// once instead of at the next audit verify. The gateway keeps serving: the
+// new records chain onto what is there, and verify keeps pointing at the
+// first broken one.
+func verifyAtStart(ctx context.Context, log *audit.Log, logger *slog.Logger) {
+	rep, err := log.Verify(ctx)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			logger.Error("audit chain check at start failed", "error", err.Error())
+		}
+	case !rep.OK:
+		attrs := []any{"records", rep.Records}
+		if rep.Problem != nil {
+			attrs = append(attrs, "kind", rep.Problem.Kind, "seq", rep.Problem.Seq, "detail", rep.Problem.Detail)
+		}
+		logger.Error("AUDIT CHAIN BROKEN: the audit store was altered; run fhirwall audit verify", attrs...)
+	default:
+		logger.Info("audit chain verified at start", "records", rep.Records, "unanchored", rep.Unanchored)
+	}
 }
 
 // budgetExceeded records an agent crossing a blast-radius cap: a warning in
