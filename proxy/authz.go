@@ -91,9 +91,13 @@ func shadowAuthorization(masks []string) *authorization { return &authorization{
 
 // effectiveScopes are the token's scopes mapped through scope_map and cut
 // down to the agent's role ceilings.
+// They are computed once per request.
 func (c *call) effectiveScopes() policy.ScopeSet {
-	set, _ := policy.MapScopes(c.principal.Scopes, c.rt.cfg.ScopeMap, c.grant.ceilings)
-	return set
+	if c.scopes == nil {
+		set, _ := policy.MapScopes(c.principal.Scopes, c.rt.cfg.ScopeMap, c.grant.ceilings)
+		c.scopes = &set
+	}
+	return *c.scopes
 }
 
 // mayReadAudit lets through agents whose effective scopes grant

@@ -24,6 +24,7 @@ type call struct {
 	start     time.Time
 	principal *policy.Principal
 	grant     *agentGrant
+	scopes    *policy.ScopeSet // effective scopes, once computed
 	acc       audit.Access
 	done      bool
 }
