@@ -296,3 +296,57 @@ func TestStartReportsAnAlteredAuditChain(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestConfigFileChangeReloads: an edit of the running configuration file
+// is picked up; a broken edit is refused with file:line and the running
+// configuration stays.
+func TestConfigFileChangeReloads(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	d, err := startDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", dir, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	status := func(agent string) int {
+		tok, _ := os.ReadFile(filepath.Join(dir, "tokens", agent+".jwt"))
+		req, _ := http.NewRequest("GET", d.public+"/fhir/Observation?_count=1", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not happen; logs:\n%s", what, logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if s := status("agent-labs-03"); s != 200 {
+		t.Fatalf("before: %d", s)
+	}
+	text, _ := os.ReadFile(d.configFile)
+	edited := strings.Replace(string(text), "  - id: agent-labs-03\n", "  - id: agent-labs-retired\n", 1)
+	if err := os.WriteFile(d.configFile, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the reload unregistering agent-labs-03", func() bool { return status("agent-labs-03") == 401 })
+	if err := os.WriteFile(d.configFile, []byte(edited+"colour: blue\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the refusal of a broken edit", func() bool {
+		return strings.Contains(logs.String(), "reload refused") && strings.Contains(logs.String(), "fhirwall.yaml:")
+	})
+	if s1, s2 := status("agent-triage-01"), status("agent-labs-03"); s1 != 200 || s2 != 401 {
+		t.Fatalf("after a refused reload the running configuration changed: %d %d", s1, s2)
+	}
+}
