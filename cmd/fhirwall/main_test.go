@@ -25,6 +25,27 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
+// getAs sends GET url with the demo token of agent, read from dir/tokens
+// ("" sends none), and returns the status and the body.
+func getAs(t *testing.T, dir, agent, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if agent != "" {
+		tok, err := os.ReadFile(filepath.Join(dir, "tokens", agent+".jwt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func TestCheckReportsEveryProblemWithFileAndLine(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bad.yaml")
@@ -75,23 +96,7 @@ func TestDemoDoesItsMainJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := func(agent, path string) (int, string) {
-		req, _ := http.NewRequest("GET", d.public+path, nil)
-		if agent != "" {
-			tok, err := os.ReadFile(filepath.Join(dir, "tokens", agent+".jwt"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(agent, path string) (int, string) { return getAs(t, dir, agent, d.public+path) }
 	if code, body := get("agent-billing-07", "/fhir/Claim"); code != 200 || strings.Contains(body, `"diagnosis"`) {
 		t.Fatalf("billing Claim search: %d %.300s", code, body)
 	}
@@ -140,16 +145,9 @@ func TestAdminRevokeReachesARunningSingleInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := os.ReadFile(filepath.Join(dir, "tokens", "agent-billing-07.jwt"))
 	status := func(d *demo) int {
-		req, _ := http.NewRequest("GET", d.public+"/fhir/Claim?_count=1", nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := getAs(t, dir, "agent-billing-07", d.public+"/fhir/Claim?_count=1")
+		return code
 	}
 	if s := status(d); s != 200 {
 		t.Fatalf("before: %d", s)
@@ -170,7 +168,6 @@ func TestAdminRevokeReachesARunningSingleInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.close()
-	tok, _ = os.ReadFile(filepath.Join(dir, "tokens", "agent-billing-07.jwt")) // re-minted for the new address
 	if s := status(d); s != 403 {
 		t.Fatalf("after a restart the revoked agent got %d", s)
 	}
@@ -219,16 +216,9 @@ func TestAutoRevokeOnPatientBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := os.ReadFile(filepath.Join(demoDir, "tokens", "agent-billing-07.jwt"))
 	get := func(id string) int {
-		req, _ := http.NewRequest("GET", "http://"+srv.addr+"/fhir/Patient/"+id, nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := getAs(t, demoDir, "agent-billing-07", "http://"+srv.addr+"/fhir/Patient/"+id)
+		return code
 	}
 	for i, want := range []int{200, 200, 429, 403} {
 		if got := get(fmt.Sprintf("pat-%03d", i+1)); got != want {
@@ -311,15 +301,8 @@ func TestConfigFileChangeReloads(t *testing.T) {
 	}
 	defer d.close()
 	status := func(agent string) int {
-		tok, _ := os.ReadFile(filepath.Join(dir, "tokens", agent+".jwt"))
-		req, _ := http.NewRequest("GET", d.public+"/fhir/Observation?_count=1", nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := getAs(t, dir, agent, d.public+"/fhir/Observation?_count=1")
+		return code
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
