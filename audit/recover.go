@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -29,7 +28,7 @@ func (l *Log) closeUnfinished(ctx context.Context) error {
 			return fmt.Errorf("audit: intent %d unreadable: %w", in.Seq, err)
 		}
 		markIncomplete(&ev, now)
-		body, err := json.Marshal(ev)
+		body, err := encodeEvent(&ev)
 		if err != nil {
 			return fmt.Errorf("audit: intent %d: %w", in.Seq, err)
 		}
