@@ -17,6 +17,9 @@ import (
 func (l *Log) Export(ctx context.Context, w io.Writer, since time.Time) (int, error) {
 	n := 0
 	q := Query{Since: since, Limit: 500}
+	if err := l.syncIndex(ctx); err != nil {
+		return 0, err
+	}
 	for {
 		recs, err := l.store.Search(ctx, q)
 		if err != nil {
@@ -69,6 +72,9 @@ func (l *Log) Disclosures(ctx context.Context, patientID string) ([]Disclosure, 
 		return nil, fmt.Errorf("audit: disclosures: %w", err)
 	}
 	q := Query{Refs: []RefGroup{{Key: "patient", Values: []string{ref}}}, Limit: 500}
+	if err := l.syncIndex(ctx); err != nil {
+		return nil, err
+	}
 	var out []Disclosure
 	for {
 		recs, err := l.store.Search(ctx, q)

@@ -193,6 +193,9 @@ func (h *auditorAPI) search(ctx context.Context, r *http.Request, a *Access) (re
 	}
 	limit := q.Limit
 	q.Limit = limit + 1 // one more tells whether there is a next page
+	if err := h.log.syncIndex(ctx); err != nil {
+		return result{}, err
+	}
 	recs, err := h.log.store.Search(ctx, q)
 	if err != nil {
 		return result{}, unavailable(err)

@@ -136,6 +136,8 @@ func TestAuditorSearch(t *testing.T) {
 			{"subtype=search-type", nil},
 			{"entity=Observation/o2", []string{"req-0002"}},
 			{"entity=Observation/o2/_history/1", []string{"req-0002"}},
+			{"entity=Observation/o2/_history/2", nil},
+			{"entity=Observation/o", nil}, // a prefix of o2 is another resource
 			{"date=ge2026-11-26T02:17:00Z", []string{"req-0005", "req-0004", "req-0003", "req-0002", "req-0001"}},
 			{"date=gt2026-11-26T02:17Z", []string{"req-0005", "req-0004", "req-0003", "req-0002"}},
 			{"date=lt2026-11-26T02:17:00Z", []string{"req-0000"}},

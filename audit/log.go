@@ -78,7 +78,12 @@ type Log struct {
 	closed bool // writes refused (closing, or read-only)
 	shut   bool // Close has run
 
+	// syncIdx asks the writer to index everything pending now (see
+	// syncIndex); the writer answers on the channel sent.
+	syncIdx chan chan error
+
 	// owned by the writer goroutine
+	idx        pendingIndex
 	head       Head
 	sinceCP    int
 	lastCPTime time.Time
@@ -87,6 +92,11 @@ type Log struct {
 type job struct {
 	recs []*Record
 	done chan error
+	// lazy jobs (completions and continuation events, whose intent is
+	// already durable and whose data has already been sent) need not cost
+	// an fsync of their own: the writer holds them for up to
+	// lazyLinger and commits them with the next durable write.
+	lazy bool
 	// abandoned is set when the caller stopped waiting (write timeout) and
 	// refused the access: if the intent commits anyway, the writer closes
 	// it at once instead of leaving it to look like a crash.
@@ -200,6 +210,7 @@ func New(ctx context.Context, st Store, opts Options) (*Log, error) {
 		queue:   make(chan *job, 4*opts.MaxBatch),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		syncIdx: make(chan chan error),
 	}
 	for _, s := range l.sinks {
 		if qs, ok := s.(*queueSink); ok {
@@ -217,6 +228,9 @@ func New(ctx context.Context, st Store, opts Options) (*Log, error) {
 		return l, nil
 	}
 	if err := l.closeUnfinished(octx); err != nil {
+		return nil, err
+	}
+	if err := l.catchUpIndex(octx); err != nil {
 		return nil, err
 	}
 	head, err := st.Head(octx)
@@ -237,10 +251,19 @@ func New(ctx context.Context, st Store, opts Options) (*Log, error) {
 	return l, nil
 }
 
+// newUUID returns a version 7 UUID (RFC 9562): 48 bits of Unix
+// milliseconds, then random bits. Event ids are indexed; time-ordered ids
+// land at the end of that index instead of on a random page, so a commit
+// dirties one index page rather than one per record.
 func newUUID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	b[6] = b[6]&0x0f | 0x40
+	_, _ = rand.Read(b[6:]) // crypto/rand never fails on supported platforms
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
@@ -292,18 +315,20 @@ func (p *Pending) Complete(ctx context.Context, a *Access) error {
 	if err != nil {
 		return err
 	}
-	return p.log.write(ctx, rec)
+	return p.log.writeJob(ctx, true, rec)
 }
 
 // Record writes the one-phase AuditEvent of an access that was never
-// forwarded (refusals, authentication failures, audit reads). It is durable
-// when Record returns nil.
+// forwarded (refusals, authentication failures, audit reads), or a
+// continuation event (a.Part > 0) of an access whose intent is durable. It
+// is durable when Record returns nil. A continuation, like a completion,
+// may wait up to lazyLinger to share the next commit.
 func (l *Log) Record(ctx context.Context, a *Access) error {
 	rec, err := l.record(KindEvent, l.opts.newID(), a, PhaseComplete)
 	if err != nil {
 		return err
 	}
-	return l.write(ctx, rec)
+	return l.writeJob(ctx, a.Part > 0, rec)
 }
 
 func (l *Log) record(kind, id string, a *Access, phase string) (*Record, error) {
@@ -312,7 +337,7 @@ func (l *Log) record(kind, id string, a *Access, phase string) (*Record, error) 
 	}
 	now := l.opts.now().UTC()
 	ev := buildEvent(a, id, now, phase, l.ec)
-	body, err := ev.MarshalJSON() // already compact: json.Marshal would only re-scan it
+	body, err := encodeEvent(&ev) // MarshalJSON's bytes, without its reflection
 	if err != nil {
 		return nil, fhir.Wrap(fhir.ReasonAuditUnavailable, err, "the audit record cannot be encoded")
 	}

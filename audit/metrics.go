@@ -8,7 +8,9 @@ type metrics struct {
 	writeSeconds   *prometheus.HistogramVec
 	writeFailures  *prometheus.CounterVec
 	batchRecords   prometheus.Histogram
+	commitSeconds  *prometheus.HistogramVec
 	checkpointFail prometheus.Counter
+	indexFailures  prometheus.Counter
 	sinkDropped    *prometheus.CounterVec
 	sinkFailures   *prometheus.CounterVec
 }
@@ -29,9 +31,18 @@ func newMetrics() *metrics {
 			Help:    "Records committed per group-commit transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}),
+		commitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "fhirwall_audit_store_transaction_seconds",
+			Help:    "Duration of the writer's store transactions: chain (group commit, durable) and index (search rows, not fsynced).",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .25, 1},
+		}, []string{"kind"}),
 		checkpointFail: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fhirwall_audit_checkpoint_failures_total",
 			Help: "Signed checkpoints that could not be written.",
+		}),
+		indexFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fhirwall_audit_index_failures_total",
+			Help: "Search index transactions that failed (the records are durable; their index rows are retried, or rebuilt at the next start).",
 		}),
 		sinkDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fhirwall_audit_forward_dropped_total",
@@ -48,5 +59,5 @@ func newMetrics() *metrics {
 // package never registers on the global registry.
 func (l *Log) Collectors() []prometheus.Collector {
 	m := l.metrics
-	return []prometheus.Collector{m.writeSeconds, m.writeFailures, m.batchRecords, m.checkpointFail, m.sinkDropped, m.sinkFailures}
+	return []prometheus.Collector{m.writeSeconds, m.writeFailures, m.batchRecords, m.commitSeconds, m.checkpointFail, m.indexFailures, m.sinkDropped, m.sinkFailures}
 }

@@ -113,10 +113,21 @@ type RefGroup struct {
 //   - Append is all-or-nothing and durable when it returns nil: the records
 //     get consecutive Seq after the current head, Prev and Hash filled in,
 //     inside one transaction that holds the store's write lock, so several
-//     gateway processes sharing a database still build one chain.
-//   - Nothing is ever updated or deleted.
+//     gateway processes sharing a database still build one chain. It
+//     writes the records only, not their search index.
+//   - Index writes the search index rows (Refs) of records already
+//     appended, all written by source, and moves source's index mark to
+//     the highest of their Seq, in one transaction that need not be
+//     durable: the index is derived from the hashed bodies, so what a
+//     crash loses of it is rebuilt from the marks at the next start.
+//   - Nothing of the chain is ever updated or deleted.
 type Store interface {
 	Append(ctx context.Context, recs []*Record) error
+	Index(ctx context.Context, source string, recs []*Record) error
+	// IndexMarks returns, per source, the highest Seq up to which that
+	// source's events are indexed; the source "*" is how far a catch-up
+	// indexed every source's events (see catchUpIndex). Marks only grow.
+	IndexMarks(ctx context.Context) (map[string]int64, error)
 	Head(ctx context.Context) (Head, error)
 	AddCheckpoint(ctx context.Context, cp Checkpoint) error
 	// Checkpoints returns all checkpoints in Seq order.

@@ -12,7 +12,8 @@ import (
 //
 //	agent    the requesting agent's id and client id, the client's id
 //	patient  Patient/<id> of every patient entity
-//	entity   every entity reference, with and without its _history part
+//	entity   every entity reference as recorded (with its _history part
+//	         when versioned; Search matches a versionless one to all versions)
 //	subtype  code and system|code
 //	action   C R U D E
 //	outcome  0 4 8 12
@@ -38,11 +39,11 @@ func refsOf(ev *fm.AuditEvent) []Ref {
 		if e.What == nil || e.What.Reference == nil {
 			continue
 		}
+		// One row per entity, versioned when it is: Search matches a
+		// versionless reference to every version of it by range, so a
+		// second, versionless row would only double the index writes.
 		ref := *e.What.Reference
 		add("entity", ref)
-		if base, _, ok := strings.Cut(ref, "/_history/"); ok {
-			add("entity", base)
-		}
 		if e.Type != nil && e.Type.Code != nil && *e.Type.Code == "1" && e.Role != nil && e.Role.Code != nil && *e.Role.Code == "1" {
 			add("patient", ref)
 		}
@@ -64,6 +65,13 @@ func refsOf(ev *fm.AuditEvent) []Ref {
 	slices.SortFunc(out, compareRef)
 	return slices.Compact(out)
 }
+
+// historySep starts the version part of a reference; historyEnd is the
+// least string greater than every ref+historySep+anything ('/' + 1).
+const (
+	historySep = "/_history/"
+	historyEnd = "/_history0"
+)
 
 func compareRef(a, b Ref) int {
 	if c := strings.Compare(a.Key, b.Key); c != 0 {

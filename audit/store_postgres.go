@@ -16,6 +16,10 @@ var postgresDialect = dialect{
 	name:     "postgres",
 	numbered: true,
 	lock:     "SELECT pg_advisory_xact_lock(7046151273) ",
+	// The index transaction does not wait for the WAL flush; the next
+	// chain commit flushes it anyway.
+	indexTxSetup: "SET LOCAL synchronous_commit = off",
+	tableExists:  "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
 	ddl: []string{
 		`CREATE TABLE IF NOT EXISTS audit_records (
 			seq BIGINT PRIMARY KEY,

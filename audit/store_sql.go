@@ -3,11 +3,13 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -21,15 +23,84 @@ type dialect struct {
 	lock string
 	// numbered placeholders ($1) instead of ?.
 	numbered bool
+	// indexRelax runs on the writer connection before an index
+	// transaction and indexRestore after it; indexTxSetup at the start of
+	// each index transaction. They let index commits skip the fsync that
+	// chain commits need.
+	indexRelax, indexRestore, indexTxSetup string
+	// tableExists counts tables named ? in the current schema.
+	tableExists string
 }
 
 // sqlStore implements Store over database/sql for both dialects.
 type sqlStore struct {
 	db *sql.DB
 	d  dialect
+
+	// stmts caches the prepared multi-row inserts by SQL text: a group
+	// commit has one of a few shapes (rows per chunk), and parsing and
+	// planning each again cost SQLite more than executing it.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+	w      *sql.Conn // see writerConn
 }
 
-var _ Store = (*sqlStore)(nil)
+// prepared returns tx's handle on the statement query, prepared once per
+// store (and once per connection by database/sql).
+func (s *sqlStore) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	st, ok := s.stmts[query]
+	if !ok {
+		var err error
+		if st, err = s.db.PrepareContext(ctx, query); err != nil {
+			s.stmtMu.Unlock()
+			return nil, err
+		}
+		if s.stmts == nil {
+			s.stmts = map[string]*sql.Stmt{}
+		}
+		s.stmts[query] = st
+	}
+	s.stmtMu.Unlock()
+	return tx.StmtContext(ctx, st), nil
+}
+
+// rowChunks are the statement shapes execRows uses, largest first: any
+// batch is a few of them, and a handful of shapes keeps the prepared
+// statement cache (a compiled program per shape and connection) small.
+var rowChunks = []int{64, 16, 4, 1}
+
+// execRows runs "prefix (?,..),(?,..)" over args, width values per row.
+func (s *sqlStore) execRows(ctx context.Context, tx *sql.Tx, prefix string, width int, args []any) error {
+	row := "(" + strings.Repeat("?,", width-1) + "?)"
+	for len(args) > 0 {
+		rows := len(args) / width
+		n := rowChunks[len(rowChunks)-1]
+		for _, c := range rowChunks {
+			if c <= rows {
+				n = c
+				break
+			}
+		}
+		var sb strings.Builder
+		sb.WriteString(prefix)
+		for j := range n {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(row)
+		}
+		st, err := s.prepared(ctx, tx, s.q(sb.String()))
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, args[:n*width]...); err != nil {
+			return err
+		}
+		args = args[n*width:]
+	}
+	return nil
+}
 
 func (s *sqlStore) q(query string) string {
 	if !s.d.numbered {
@@ -55,7 +126,47 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 			return fmt.Errorf("audit: %s schema: %w", s.d.name, err)
 		}
 	}
+	if err := s.migrateMarks(ctx); err != nil {
+		return fmt.Errorf("audit: %s schema: %w", s.d.name, err)
+	}
 	return nil
+}
+
+// migrateMarks creates the index marks table. A store from before it
+// indexed each record in the record's own transaction, and indexed every
+// versioned entity twice; its index rows are dropped here and rebuilt from
+// the hashed bodies by the next gateway that starts on the store
+// (catchUpIndex). The check and the change share one transaction under
+// the append lock.
+func (s *sqlStore) migrateMarks(ctx context.Context) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if s.d.lock != "" {
+		if _, err = tx.ExecContext(ctx, s.d.lock); err != nil {
+			return err
+		}
+	}
+	var n int
+	if err = tx.QueryRowContext(ctx, s.q(s.d.tableExists), "audit_index_marks").Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return tx.Commit()
+	}
+	if _, err = tx.ExecContext(ctx, "CREATE TABLE audit_index_marks (source TEXT PRIMARY KEY, seq BIGINT NOT NULL)"); err != nil {
+		return err
+	}
+	if _, err = tx.ExecContext(ctx, "DELETE FROM audit_refs"); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 const recordCols = "seq, kind, event_id, request_id, source, recorded, body, prev, hash, recorded_us"
@@ -64,8 +175,13 @@ func (s *sqlStore) Append(ctx context.Context, recs []*Record) (err error) {
 	if len(recs) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	c, err := s.writerConn(ctx)
 	if err != nil {
+		return fmt.Errorf("audit: begin: %w", err)
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		s.dropWriter()
 		return fmt.Errorf("audit: begin: %w", err)
 	}
 	defer func() {
@@ -79,7 +195,11 @@ func (s *sqlStore) Append(ctx context.Context, recs []*Record) (err error) {
 		}
 	}
 	var head Head
-	err = tx.QueryRowContext(ctx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&head.Seq, &head.Hash)
+	headStmt, err := s.prepared(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+	if err != nil {
+		return fmt.Errorf("audit: read head: %w", err)
+	}
+	err = headStmt.QueryRowContext(ctx).Scan(&head.Seq, &head.Hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("audit: read head: %w", err)
 	}
@@ -89,50 +209,130 @@ func (s *sqlStore) Append(ctx context.Context, recs []*Record) (err error) {
 		r.Hash = RecordHash(r)
 		head = Head{Seq: r.Seq, Hash: r.Hash}
 	}
-	// Multi-row inserts: one round trip per chunk, not per record.
-	const chunk = 50
-	for i := 0; i < len(recs); i += chunk {
-		part := recs[i:min(i+chunk, len(recs))]
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO audit_records (" + recordCols + ") VALUES ")
-		args := make([]any, 0, len(part)*10)
-		for j, r := range part {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?,?,?,?,?,?,?,?)")
-			args = append(args, r.Seq, r.Kind, r.EventID, r.RequestID, r.Source,
-				r.Recorded.UTC().Format(time.RFC3339Nano), r.Body, r.Prev, r.Hash, r.Recorded.UnixMicro())
-		}
-		if _, err = tx.ExecContext(ctx, s.q(sb.String()), args...); err != nil {
-			return fmt.Errorf("audit: insert records: %w", err)
-		}
-	}
-	var refs []any
+	// Multi-row inserts: one statement per chunk, not per record.
+	args := make([]any, 0, len(recs)*10)
 	for _, r := range recs {
-		for _, ref := range r.Refs {
-			refs = append(refs, ref.Key, ref.Value, r.Seq)
-		}
+		args = append(args, r.Seq, r.Kind, r.EventID, r.RequestID, r.Source,
+			r.Recorded.UTC().Format(time.RFC3339Nano), r.Body, r.Prev, r.Hash, r.Recorded.UnixMicro())
 	}
-	const refChunk = 3 * 200
-	for i := 0; i < len(refs); i += refChunk {
-		part := refs[i:min(i+refChunk, len(refs))]
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO audit_refs (k, v, seq) VALUES ")
-		for j := 0; j < len(part); j += 3 {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?)")
-		}
-		if _, err = tx.ExecContext(ctx, s.q(sb.String()), part...); err != nil {
-			return fmt.Errorf("audit: insert index: %w", err)
-		}
+	if err = s.execRows(ctx, tx, "INSERT INTO audit_records ("+recordCols+") VALUES ", 10, args); err != nil {
+		return fmt.Errorf("audit: insert records: %w", err)
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("audit: commit: %w", err)
 	}
 	return nil
+}
+
+// writerConn is the one connection every write of this store runs on: the
+// log has a single writer, and one connection keeps its page cache (a
+// connection drops it when another one has written) and its prepared
+// statements warm.
+func (s *sqlStore) writerConn(ctx context.Context) (*sql.Conn, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.w != nil {
+		return s.w, nil
+	}
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.w = c
+	return c, nil
+}
+
+// dropWriter closes the writer connection after an error that may have
+// left it in an unknown state; the next write opens another.
+func (s *sqlStore) dropWriter() {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.w != nil {
+		_ = s.w.Raw(func(any) error { return driver.ErrBadConn })
+		s.w.Close()
+		s.w = nil
+	}
+}
+
+func (s *sqlStore) Index(ctx context.Context, source string, recs []*Record) (err error) {
+	if len(recs) == 0 {
+		return nil
+	}
+	c, err := s.writerConn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: index: %w", err)
+	}
+	// On SQLite the index commit skips the fsync (synchronous=NORMAL for
+	// this transaction only): the index is derived from the hashed
+	// bodies, and what a crash loses of it is rebuilt from the index
+	// marks at the next start. If the chain's setting cannot be put back,
+	// the connection is discarded: no chain commit may run without fsync.
+	if s.d.indexRelax != "" {
+		if _, err = c.ExecContext(ctx, s.d.indexRelax); err != nil {
+			s.dropWriter()
+			return fmt.Errorf("audit: index: %w", err)
+		}
+		defer func() {
+			if _, rerr := c.ExecContext(context.WithoutCancel(ctx), s.d.indexRestore); rerr != nil {
+				s.dropWriter()
+				if err == nil {
+					err = fmt.Errorf("audit: index: %w", rerr)
+				}
+			}
+		}()
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit: index: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if s.d.indexTxSetup != "" {
+		if _, err = tx.ExecContext(ctx, s.d.indexTxSetup); err != nil {
+			return fmt.Errorf("audit: index: %w", err)
+		}
+	}
+	var refs []any
+	var last int64
+	for _, r := range recs {
+		for _, ref := range r.Refs {
+			refs = append(refs, ref.Key, ref.Value, r.Seq)
+		}
+		last = max(last, r.Seq)
+	}
+	if err = s.execRows(ctx, tx, "INSERT INTO audit_refs (k, v, seq) VALUES ", 3, refs); err != nil {
+		return fmt.Errorf("audit: insert index: %w", err)
+	}
+	if _, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_index_marks (source, seq) VALUES (?, ?)
+		ON CONFLICT (source) DO UPDATE SET seq = CASE WHEN excluded.seq > audit_index_marks.seq
+		THEN excluded.seq ELSE audit_index_marks.seq END`), source, last); err != nil {
+		return fmt.Errorf("audit: index mark: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("audit: index: commit: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStore) IndexMarks(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT source, seq FROM audit_index_marks")
+	if err != nil {
+		return nil, fmt.Errorf("audit: index marks: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var src string
+		var seq int64
+		if err := rows.Scan(&src, &seq); err != nil {
+			return nil, fmt.Errorf("audit: index marks: %w", err)
+		}
+		out[src] = seq
+	}
+	return out, rows.Err()
 }
 
 func (s *sqlStore) Head(ctx context.Context) (Head, error) {
@@ -258,7 +458,10 @@ func (s *sqlStore) loadRefs(ctx context.Context, recs []*Record) error {
 		return fmt.Errorf("audit: scan index: %w", err)
 	}
 	for _, r := range recs {
+		// Two gateways may index the same event (one catching up while
+		// the other's own index write is in flight): same rows twice.
 		slices.SortFunc(r.Refs, compareRef)
+		r.Refs = slices.Compact(r.Refs)
 	}
 	return nil
 }
@@ -287,7 +490,7 @@ func (s *sqlStore) Search(ctx context.Context, q Query) ([]*Record, error) {
 		if len(g.Values) == 0 {
 			continue
 		}
-		sb.WriteString(" AND seq IN (SELECT seq FROM audit_refs WHERE k = ? AND v IN (")
+		sb.WriteString(" AND seq IN (SELECT seq FROM audit_refs WHERE k = ? AND (v IN (")
 		args = append(args, g.Key)
 		for i, v := range g.Values {
 			if i > 0 {
@@ -295,6 +498,18 @@ func (s *sqlStore) Search(ctx context.Context, q Query) ([]*Record, error) {
 			}
 			sb.WriteByte('?')
 			args = append(args, v)
+		}
+		sb.WriteByte(')')
+		// An entity is indexed once, with its version when it has one
+		// (refsOf); a reference without a version matches every version,
+		// as a range on the (k, v) index: [ref/_history/, ref/_history0).
+		if g.Key == "entity" {
+			for _, v := range g.Values {
+				if !strings.Contains(v, historySep) {
+					sb.WriteString(" OR (v >= ? AND v < ?)")
+					args = append(args, v+historySep, v+historyEnd)
+				}
+			}
 		}
 		sb.WriteString("))")
 	}
@@ -365,4 +580,16 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	if s.w != nil {
+		s.w.Close()
+		s.w = nil
+	}
+	s.stmtMu.Unlock()
+	return s.db.Close()
+}
