@@ -42,6 +42,7 @@ type options struct {
 	bigMax    time.Duration
 	nginx     bool
 	keep      bool
+	hold      bool
 	profile   time.Duration // perf record fw-full for this long per workload (0: no)
 	work      string        // the work folder (set by run)
 }
@@ -60,6 +61,7 @@ func main() {
 	flag.DurationVar(&o.bigMax, "big-max", 60*time.Second, "stop one big transfer after this long and rate what arrived")
 	flag.BoolVar(&o.nginx, "nginx", true, "measure nginx too when it is installed")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (configs, audit databases, logs)")
+	flag.BoolVar(&o.hold, "hold", false, "start every target, print its URL and token, and wait for an interrupt instead of measuring (for profiling by hand)")
 	flag.DurationVar(&o.profile, "profile", 8*time.Second, "profile the full pipeline with perf for this long per workload, when perf is installed (0 skips)")
 	flag.Parse()
 	if o.bin == "" {
@@ -406,6 +408,14 @@ func run(ctx context.Context, o options) error {
 		&target{name: "fw-auth", label: "fhirwall, auth only (allow-all scopes, no masks)", base: faBase, token: faTok, procs: []*proc{fa}},
 		&target{name: "fw-full", label: "fhirwall, full pipeline (auth+authz+masking+SQLite audit)", base: ffBase, token: ffTok, procs: []*proc{ff}, full: true},
 	)
+	if o.hold {
+		for _, t := range targets {
+			fmt.Printf("%s\t%s\t%s\n", t.name, t.base, t.token)
+		}
+		fmt.Println("holding; interrupt to stop")
+		<-ctx.Done()
+		return nil
+	}
 	machineBefore := describeMachine()
 	res, err := measure(ctx, o, targets)
 	if err != nil {
