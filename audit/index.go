@@ -36,11 +36,13 @@ type pendingIndex struct {
 	armed bool
 }
 
-// add queues the committed records that have index rows.
+// add queues the committed records that have index rows: their Seq and
+// Refs only, so a pending search event does not keep its body (tens of
+// kilobytes) alive until it is indexed.
 func (p *pendingIndex) add(recs []*Record) {
 	for _, r := range recs {
 		if r.Kind == KindEvent && len(r.Refs) > 0 {
-			p.recs = append(p.recs, r)
+			p.recs = append(p.recs, &Record{Seq: r.Seq, Refs: r.Refs})
 			p.refs += len(r.Refs)
 		}
 	}
@@ -166,7 +168,7 @@ func (l *Log) catchUpIndex(ctx context.Context) error {
 	}
 	err = l.store.Scan(ctx, marks[allSources]+1, func(r *Record) error {
 		scanned = r.Seq
-		if r.Kind != KindEvent || len(r.Refs) > 0 || r.Seq <= indexedUpTo(marks, r.Source) {
+		if r.Kind != KindEvent || r.Seq <= indexedUpTo(marks, r.Source) {
 			return nil
 		}
 		ev, err := fm.UnmarshalAuditEvent(r.Body)

@@ -11,7 +11,7 @@ import (
 func refRows(t *testing.T, tl *testLog) int {
 	t.Helper()
 	var n int
-	if err := tl.db.QueryRow("SELECT count(*) FROM audit_refs").Scan(&n); err != nil {
+	if err := tl.db.QueryRow("SELECT count(*) FROM audit_search").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -112,18 +112,27 @@ func TestIndexLegacyStore(t *testing.T) {
 		}
 		defer raw.Close()
 		old := &testLog{Log: &Log{store: &sqlStore{db: raw, d: dialectOf(k)}}, db: raw}
-		// The legacy index also had each versioned entity without its
-		// version: the migration drops that row.
-		old.rawExec(t, "INSERT INTO audit_refs (k, v, seq) VALUES ('entity', 'Patient/123', 3)")
+		// The legacy index: (k, v, seq) text rows, no marks.
 		rows := refRows(t, old)
+		old.rawExec(t, "DROP TABLE audit_search")
 		old.rawExec(t, "DROP TABLE audit_index_marks")
+		old.rawExec(t, "CREATE TABLE audit_refs (k TEXT NOT NULL, v TEXT NOT NULL, seq BIGINT NOT NULL)")
+		old.rawExec(t, "INSERT INTO audit_refs (k, v, seq) VALUES ('entity', 'Patient/123', 3)")
 		again := openTestLog(t, k, dsn, testOptions())
 		rep, err := again.Verify(context.Background())
 		if err != nil || !rep.OK || rep.Unindexed != 0 {
 			t.Fatalf("verify of a legacy store = %+v (%+v), %v", rep, rep.Problem, err)
 		}
-		if n := refRows(t, again); n != rows-1 {
-			t.Errorf("index rows %d after reopening, want %d", n, rows-1)
+		if n := refRows(t, again); n != rows {
+			t.Errorf("index rows %d after the rebuild, want %d", n, rows)
+		}
+		var legacy int
+		if err := again.db.QueryRow(again.store.(*sqlStore).q(dialectOf(k).tableExists), "audit_refs").Scan(&legacy); err != nil || legacy != 0 {
+			t.Errorf("legacy index table left behind (%d, %v)", legacy, err)
+		}
+		ds, err := again.Disclosures(context.Background(), "123")
+		if err != nil || len(ds) != 5 {
+			t.Errorf("disclosures after the rebuild: %d, %v", len(ds), err)
 		}
 	})
 }
@@ -137,7 +146,7 @@ func TestIndexDeletedRowsDetected(t *testing.T) {
 		if err := tl.syncIndex(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		tl.rawExec(t, "DELETE FROM audit_refs WHERE seq = ?", 2)
+		tl.rawExec(t, "DELETE FROM audit_search WHERE seq = ? AND h = ?", 2, indexKey("patient", "Patient/123"))
 		rep, err := tl.Verify(context.Background())
 		if err != nil || rep.OK || rep.Problem.Kind != ProblemIndex || rep.Problem.Seq != 2 {
 			t.Fatalf("verify after deleting index rows = %+v, %v", rep, err)

@@ -225,7 +225,7 @@ func TestTamperDetected(t *testing.T) {
 			tl.rawExec(t, "DELETE FROM audit_records WHERE seq > 22")
 		}, ProblemTruncated, 23, 20},
 		{"rewrite-index", func(t *testing.T, tl *testLog) {
-			tl.rawExec(t, "UPDATE audit_refs SET v = 'Patient/999' WHERE seq = 18 AND v = 'Patient/123'")
+			tl.rawExec(t, "UPDATE audit_search SET h = ? WHERE seq = 18 AND h = ?", indexKey("patient", "Patient/999"), indexKey("patient", "Patient/123"))
 		}, ProblemIndex, 18, 10},
 		{"move-date", func(t *testing.T, tl *testLog) {
 			tl.rawExec(t, "UPDATE audit_records SET recorded_us = recorded_us - 86400000000 WHERE seq = 21")

@@ -29,8 +29,9 @@ type Record struct {
 	Body      []byte
 	Prev      string // hex SHA-256 of the previous record, "" for seq 1
 	Hash      string // hex RecordHash
-	// Refs are the search index rows of an event (not hashed: derived from
-	// Body, rebuilt by Verify's index check).
+	// Refs are the search values of an event, derived from Body when it
+	// is recorded, for the index writer; the store keeps their indexKeys,
+	// never Refs themselves (Scan and Search leave Refs empty).
 	Refs []Ref
 	// recordedUS is the stored search column for date (microseconds since
 	// the epoch); Verify checks it against the hashed Recorded.
@@ -124,6 +125,8 @@ type RefGroup struct {
 type Store interface {
 	Append(ctx context.Context, recs []*Record) error
 	Index(ctx context.Context, source string, recs []*Record) error
+	// IndexedKeys counts how many of keys the index holds for seq.
+	IndexedKeys(ctx context.Context, seq int64, keys []int64) (int, error)
 	// IndexMarks returns, per source, the highest Seq up to which that
 	// source's events are indexed; the source "*" is how far a catch-up
 	// indexed every source's events (see catchUpIndex). Marks only grow.
@@ -132,8 +135,7 @@ type Store interface {
 	AddCheckpoint(ctx context.Context, cp Checkpoint) error
 	// Checkpoints returns all checkpoints in Seq order.
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)
-	// Scan calls fn for every record with Seq >= from, in Seq order, with
-	// Refs loaded (sorted by key, then value) as the index holds them.
+	// Scan calls fn for every record with Seq >= from, in Seq order.
 	Scan(ctx context.Context, from int64, fn func(*Record) error) error
 	Search(ctx context.Context, q Query) ([]*Record, error)
 	// Event returns the event with that AuditEvent id, or nil.

@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"slices"
 	"strings"
 
@@ -13,7 +15,7 @@ import (
 //	agent    the requesting agent's id and client id, the client's id
 //	patient  Patient/<id> of every patient entity
 //	entity   every entity reference as recorded (with its _history part
-//	         when versioned; Search matches a versionless one to all versions)
+//	         when versioned; the index keys it without, see indexValue)
 //	subtype  code and system|code
 //	action   C R U D E
 //	outcome  0 4 8 12
@@ -66,16 +68,88 @@ func refsOf(ev *fm.AuditEvent) []Ref {
 	return slices.Compact(out)
 }
 
-// historySep starts the version part of a reference; historyEnd is the
-// least string greater than every ref+historySep+anything ('/' + 1).
-const (
-	historySep = "/_history/"
-	historyEnd = "/_history0"
-)
+// historySep starts the version part of a reference.
+const historySep = "/_history/"
 
 func compareRef(a, b Ref) int {
 	if c := strings.Compare(a.Key, b.Key); c != 0 {
 		return c
 	}
 	return strings.Compare(a.Value, b.Value)
+}
+
+// indexValue is the form of a search value the index keys: an entity
+// without its version (a versionless search matches every version; a
+// versioned one is made exact by matchRefs), anything else as is.
+func indexValue(key, v string) string {
+	if key == "entity" {
+		if base, _, ok := strings.Cut(v, historySep); ok {
+			return base
+		}
+	}
+	return v
+}
+
+// indexKey is the 63-bit search index key of one value: the first bytes
+// of SHA-256 over key NUL value. A fixed-width integer keeps the index one
+// compact B-tree; SHA-256 keeps anyone from choosing values that collide,
+// and Search checks every candidate's body anyway.
+func indexKey(key, v string) int64 {
+	h := sha256.New()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write([]byte(v))
+	var sum [sha256.Size]byte
+	return int64(binary.BigEndian.Uint64(h.Sum(sum[:0])) >> 1)
+}
+
+// indexKeys are the distinct index keys of an event's refs.
+func indexKeys(refs []Ref) []int64 {
+	out := make([]int64, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, indexKey(r.Key, indexValue(r.Key, r.Value)))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// matchRefs reports whether refs (an event's, from refsOf) have, for every
+// group, one of its values; a versionless entity matches every version.
+func matchRefs(refs []Ref, groups []RefGroup) bool {
+	for _, g := range groups {
+		if len(g.Values) == 0 {
+			continue
+		}
+		found := false
+		for _, r := range refs {
+			if r.Key != g.Key {
+				continue
+			}
+			for _, v := range g.Values {
+				if r.Value == v || (g.Key == "entity" && !strings.Contains(v, historySep) && strings.HasPrefix(r.Value, v+historySep)) {
+					found = true
+					break
+				}
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// recordMatches is matchRefs over a stored event's body.
+func recordMatches(r *Record, groups []RefGroup) (bool, error) {
+	if len(groups) == 0 {
+		return true, nil
+	}
+	ev, err := fm.UnmarshalAuditEvent(r.Body)
+	if err != nil {
+		return false, err
+	}
+	return matchRefs(refsOf(&ev), groups), nil
 }

@@ -20,6 +20,7 @@ var postgresDialect = dialect{
 	// chain commit flushes it anyway.
 	indexTxSetup: "SET LOCAL synchronous_commit = off",
 	tableExists:  "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
+	searchTable:  "CREATE TABLE audit_search (h BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (h, seq))",
 	ddl: []string{
 		`CREATE TABLE IF NOT EXISTS audit_records (
 			seq BIGINT PRIMARY KEY,
@@ -34,9 +35,6 @@ var postgresDialect = dialect{
 			hash TEXT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS audit_records_event ON audit_records (event_id, kind)`,
 		`CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (recorded_us)`,
-		`CREATE TABLE IF NOT EXISTS audit_refs (k TEXT NOT NULL, v TEXT NOT NULL, seq BIGINT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS audit_refs_kv ON audit_refs (k, v, seq)`,
-		`CREATE INDEX IF NOT EXISTS audit_refs_seq ON audit_refs (seq)`,
 		`CREATE TABLE IF NOT EXISTS audit_checkpoints (
 			seq BIGINT PRIMARY KEY, hash TEXT NOT NULL, created TEXT NOT NULL, jws TEXT NOT NULL)`,
 	},

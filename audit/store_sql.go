@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,11 @@ type dialect struct {
 	indexRelax, indexRestore, indexTxSetup string
 	// tableExists counts tables named ? in the current schema.
 	tableExists string
+	// writerSetup runs once on the writer connection.
+	writerSetup string
+	// searchTable creates the search index: (h, seq) rows, h the
+	// indexKey of one search value of the event at seq.
+	searchTable string
 }
 
 // sqlStore implements Store over database/sql for both dialects.
@@ -71,7 +75,7 @@ func (s *sqlStore) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql
 var rowChunks = []int{64, 16, 4, 1}
 
 // execRows runs "prefix (?,..),(?,..)" over args, width values per row.
-func (s *sqlStore) execRows(ctx context.Context, tx *sql.Tx, prefix string, width int, args []any) error {
+func (s *sqlStore) execRows(ctx context.Context, tx *sql.Tx, prefix, suffix string, width int, args []any) error {
 	row := "(" + strings.Repeat("?,", width-1) + "?)"
 	for len(args) > 0 {
 		rows := len(args) / width
@@ -90,6 +94,7 @@ func (s *sqlStore) execRows(ctx context.Context, tx *sql.Tx, prefix string, widt
 			}
 			sb.WriteString(row)
 		}
+		sb.WriteString(suffix)
 		st, err := s.prepared(ctx, tx, s.q(sb.String()))
 		if err != nil {
 			return err
@@ -126,19 +131,19 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 			return fmt.Errorf("audit: %s schema: %w", s.d.name, err)
 		}
 	}
-	if err := s.migrateMarks(ctx); err != nil {
+	if err := s.migrateIndex(ctx); err != nil {
 		return fmt.Errorf("audit: %s schema: %w", s.d.name, err)
 	}
 	return nil
 }
 
-// migrateMarks creates the index marks table. A store from before it
-// indexed each record in the record's own transaction, and indexed every
-// versioned entity twice; its index rows are dropped here and rebuilt from
-// the hashed bodies by the next gateway that starts on the store
-// (catchUpIndex). The check and the change share one transaction under
-// the append lock.
-func (s *sqlStore) migrateMarks(ctx context.Context) (err error) {
+// migrateIndex creates the search index and its marks. A store from
+// before them kept the index as (k, v, seq) text rows written in each
+// record's own transaction; those rows are dropped here and the index is
+// rebuilt from the hashed bodies by the next gateway that starts on the
+// store (catchUpIndex). The check and the change share one transaction
+// under the append lock.
+func (s *sqlStore) migrateIndex(ctx context.Context) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -154,17 +159,21 @@ func (s *sqlStore) migrateMarks(ctx context.Context) (err error) {
 		}
 	}
 	var n int
-	if err = tx.QueryRowContext(ctx, s.q(s.d.tableExists), "audit_index_marks").Scan(&n); err != nil {
+	if err = tx.QueryRowContext(ctx, s.q(s.d.tableExists), "audit_search").Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return tx.Commit()
 	}
-	if _, err = tx.ExecContext(ctx, "CREATE TABLE audit_index_marks (source TEXT PRIMARY KEY, seq BIGINT NOT NULL)"); err != nil {
-		return err
-	}
-	if _, err = tx.ExecContext(ctx, "DELETE FROM audit_refs"); err != nil {
-		return err
+	for _, stmt := range []string{
+		"DROP TABLE IF EXISTS audit_refs",
+		"DROP TABLE IF EXISTS audit_index_marks",
+		s.d.searchTable,
+		"CREATE TABLE audit_index_marks (source TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+	} {
+		if _, err = tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }
@@ -215,7 +224,7 @@ func (s *sqlStore) Append(ctx context.Context, recs []*Record) (err error) {
 		args = append(args, r.Seq, r.Kind, r.EventID, r.RequestID, r.Source,
 			r.Recorded.UTC().Format(time.RFC3339Nano), r.Body, r.Prev, r.Hash, r.Recorded.UnixMicro())
 	}
-	if err = s.execRows(ctx, tx, "INSERT INTO audit_records ("+recordCols+") VALUES ", 10, args); err != nil {
+	if err = s.execRows(ctx, tx, "INSERT INTO audit_records ("+recordCols+") VALUES ", "", 10, args); err != nil {
 		return fmt.Errorf("audit: insert records: %w", err)
 	}
 	if err = tx.Commit(); err != nil {
@@ -237,6 +246,12 @@ func (s *sqlStore) writerConn(ctx context.Context) (*sql.Conn, error) {
 	c, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if s.d.writerSetup != "" {
+		if _, err := c.ExecContext(ctx, s.d.writerSetup); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	s.w = c
 	return c, nil
@@ -295,15 +310,17 @@ func (s *sqlStore) Index(ctx context.Context, source string, recs []*Record) (er
 			return fmt.Errorf("audit: index: %w", err)
 		}
 	}
-	var refs []any
+	var rows []any
 	var last int64
 	for _, r := range recs {
-		for _, ref := range r.Refs {
-			refs = append(refs, ref.Key, ref.Value, r.Seq)
+		for _, h := range indexKeys(r.Refs) {
+			rows = append(rows, h, r.Seq)
 		}
 		last = max(last, r.Seq)
 	}
-	if err = s.execRows(ctx, tx, "INSERT INTO audit_refs (k, v, seq) VALUES ", 3, refs); err != nil {
+	// An event indexed twice (a catch-up racing its own gateway) keeps
+	// one row per value.
+	if err = s.execRows(ctx, tx, "INSERT INTO audit_search (h, seq) VALUES ", " ON CONFLICT DO NOTHING", 2, rows); err != nil {
 		return fmt.Errorf("audit: insert index: %w", err)
 	}
 	if _, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_index_marks (source, seq) VALUES (?, ?)
@@ -415,9 +432,6 @@ func (s *sqlStore) Scan(ctx context.Context, from int64, fn func(*Record) error)
 		if len(recs) == 0 {
 			return nil
 		}
-		if err := s.loadRefs(ctx, recs); err != nil {
-			return err
-		}
 		for _, r := range recs {
 			if err := fn(r); err != nil {
 				return err
@@ -430,43 +444,64 @@ func (s *sqlStore) Scan(ctx context.Context, from int64, fn func(*Record) error)
 	}
 }
 
-// loadRefs fills Refs of recs (sorted by Seq) with one query for the page.
-func (s *sqlStore) loadRefs(ctx context.Context, recs []*Record) error {
-	bySeq := make(map[int64]*Record, len(recs))
-	for _, r := range recs {
-		bySeq[r.Seq] = r
+func (s *sqlStore) IndexedKeys(ctx context.Context, seq int64, keys []int64) (int, error) {
+	if len(keys) == 0 {
+		return 0, nil
 	}
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT k, v, seq FROM audit_refs WHERE seq >= ? AND seq <= ?"),
-		recs[0].Seq, recs[len(recs)-1].Seq)
-	if err != nil {
-		return fmt.Errorf("audit: scan index: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ref Ref
-		var seq int64
-		if err := rows.Scan(&ref.Key, &ref.Value, &seq); err != nil {
-			return fmt.Errorf("audit: scan index: %w", err)
+	var sb strings.Builder
+	args := make([]any, 0, len(keys)+1)
+	sb.WriteString("SELECT count(*) FROM audit_search WHERE seq = ? AND h IN (")
+	args = append(args, seq)
+	for i, h := range keys {
+		if i > 0 {
+			sb.WriteByte(',')
 		}
-		// Rows whose seq names no record here (a deleted record's index)
-		// are ignored: the gap is reported by the chain check.
-		if r, ok := bySeq[seq]; ok {
-			r.Refs = append(r.Refs, ref)
-		}
+		sb.WriteByte('?')
+		args = append(args, h)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("audit: scan index: %w", err)
+	sb.WriteByte(')')
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q(sb.String()), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("audit: read index: %w", err)
 	}
-	for _, r := range recs {
-		// Two gateways may index the same event (one catching up while
-		// the other's own index write is in flight): same rows twice.
-		slices.SortFunc(r.Refs, compareRef)
-		r.Refs = slices.Compact(r.Refs)
-	}
-	return nil
+	return n, nil
 }
 
+// Search finds candidates through the hashed index, then keeps those whose
+// body has the searched values (matchRefs): that makes a versioned entity
+// search exact (the index keys entities without their version) and makes
+// a hash collision, or a forged index row, return nothing extra.
 func (s *sqlStore) Search(ctx context.Context, q Query) ([]*Record, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	var out []*Record
+	for {
+		page, err := s.searchPage(ctx, q, limit)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			ok, err := recordMatches(r, q.Refs)
+			if err != nil {
+				return nil, fmt.Errorf("audit: search: record %d: %w", r.Seq, err)
+			}
+			if ok {
+				out = append(out, r)
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		if len(page) < limit {
+			return out, nil
+		}
+		q.After = page[len(page)-1].Seq
+	}
+}
+
+func (s *sqlStore) searchPage(ctx context.Context, q Query, limit int) ([]*Record, error) {
 	var sb strings.Builder
 	var args []any
 	sb.WriteString("SELECT " + recordCols + " FROM audit_records WHERE kind = 'event'")
@@ -490,26 +525,13 @@ func (s *sqlStore) Search(ctx context.Context, q Query) ([]*Record, error) {
 		if len(g.Values) == 0 {
 			continue
 		}
-		sb.WriteString(" AND seq IN (SELECT seq FROM audit_refs WHERE k = ? AND (v IN (")
-		args = append(args, g.Key)
+		sb.WriteString(" AND seq IN (SELECT seq FROM audit_search WHERE h IN (")
 		for i, v := range g.Values {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
 			sb.WriteByte('?')
-			args = append(args, v)
-		}
-		sb.WriteByte(')')
-		// An entity is indexed once, with its version when it has one
-		// (refsOf); a reference without a version matches every version,
-		// as a range on the (k, v) index: [ref/_history/, ref/_history0).
-		if g.Key == "entity" {
-			for _, v := range g.Values {
-				if !strings.Contains(v, historySep) {
-					sb.WriteString(" OR (v >= ? AND v < ?)")
-					args = append(args, v+historySep, v+historyEnd)
-				}
-			}
+			args = append(args, indexKey(g.Key, indexValue(g.Key, v)))
 		}
 		sb.WriteString("))")
 	}
@@ -517,10 +539,6 @@ func (s *sqlStore) Search(ctx context.Context, q Query) ([]*Record, error) {
 		sb.WriteString(" ORDER BY seq DESC")
 	} else {
 		sb.WriteString(" ORDER BY seq")
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 50
 	}
 	sb.WriteString(" LIMIT ?")
 	args = append(args, limit)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"slices"
 	"time"
 
 	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -113,21 +112,28 @@ func verifyStore(ctx context.Context, st Store, pub ed25519.PublicKey) (VerifyRe
 		if r.recordedUS != r.Recorded.UnixMicro() {
 			return fail(Problem{Kind: ProblemIndex, Seq: r.Seq, Detail: "date index differs from the recorded time"})
 		}
-		if r.Kind != KindEvent && len(r.Refs) > 0 {
-			return fail(Problem{Kind: ProblemIndex, Seq: r.Seq, Detail: "an intent has search index rows"})
-		}
 		if r.Kind == KindEvent {
 			ev, err := fm.UnmarshalAuditEvent(r.Body)
 			if err != nil {
 				return fail(Problem{Kind: ProblemBody, Seq: r.Seq, Detail: err.Error()})
 			}
-			// Past its source's index mark an event may not be
-			// indexed yet (the index follows the chain); rows it
-			// already has must still be the right ones.
-			indexed := r.Seq <= indexedUpTo(marks, r.Source)
-			if !indexed && len(r.Refs) == 0 {
+			// Every value of the event must be findable: a row
+			// deleted or rewritten hides the access from searches. Past
+			// its source's index mark an event may not be indexed yet
+			// (the index follows the chain): none of its rows is fine,
+			// some of them is not. A row too many cannot hide anything
+			// (Search checks each candidate's body), so is not looked
+			// for.
+			keys := indexKeys(refsOf(&ev))
+			n, err := st.IndexedKeys(ctx, r.Seq, keys)
+			if err != nil {
+				return err
+			}
+			switch {
+			case n == len(keys):
+			case n == 0 && r.Seq > indexedUpTo(marks, r.Source):
 				rep.Unindexed++
-			} else if !slices.Equal(r.Refs, refsOf(&ev)) {
+			default:
 				return fail(Problem{Kind: ProblemIndex, Seq: r.Seq, Detail: "search index rows differ from the event"})
 			}
 		}
