@@ -37,13 +37,13 @@ type pendingIndex struct {
 }
 
 // add queues the committed records that have index rows: their Seq and
-// Refs only, so a pending search event does not keep its body (tens of
+// Keys only, so a pending search event does not keep its body (tens of
 // kilobytes) alive until it is indexed.
 func (p *pendingIndex) add(recs []*Record) {
 	for _, r := range recs {
-		if r.Kind == KindEvent && len(r.Refs) > 0 {
-			p.recs = append(p.recs, &Record{Seq: r.Seq, Refs: r.Refs})
-			p.refs += len(r.Refs)
+		if r.Kind == KindEvent && len(r.Keys) > 0 {
+			p.recs = append(p.recs, &Record{Seq: r.Seq, Keys: r.Keys})
+			p.refs += len(r.Keys)
 		}
 	}
 }
@@ -175,10 +175,10 @@ func (l *Log) catchUpIndex(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("record %d unreadable: %w", r.Seq, err)
 		}
-		r.Refs = refsOf(&ev)
+		r.Keys = indexKeys(refsOf(&ev))
 		r.Body = nil
 		batch = append(batch, r)
-		refs += len(r.Refs)
+		refs += len(r.Keys)
 		if len(batch) >= indexBatchRecords || refs >= indexBatchRefs {
 			return flush()
 		}

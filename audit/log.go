@@ -343,7 +343,7 @@ func (l *Log) record(kind, id string, a *Access, phase string) (*Record, error) 
 	}
 	rec := &Record{Kind: kind, EventID: id, RequestID: a.RequestID, Source: l.opts.Source, Recorded: now, Body: body}
 	if kind == KindEvent {
-		rec.Refs = refsOf(&ev)
+		rec.Keys = indexKeys(refsOf(&ev)) // hashed here, beside the request, not in the writer
 	}
 	return rec, nil
 }

@@ -29,10 +29,10 @@ type Record struct {
 	Body      []byte
 	Prev      string // hex SHA-256 of the previous record, "" for seq 1
 	Hash      string // hex RecordHash
-	// Refs are the search values of an event, derived from Body when it
-	// is recorded, for the index writer; the store keeps their indexKeys,
-	// never Refs themselves (Scan and Search leave Refs empty).
-	Refs []Ref
+	// Keys are the search index keys of an event (indexKeys of the refsOf
+	// its Body), computed when it is recorded, for the index writer; Scan
+	// and Search leave them empty.
+	Keys []int64
 	// recordedUS is the stored search column for date (microseconds since
 	// the epoch); Verify checks it against the hashed Recorded.
 	recordedUS int64
@@ -116,7 +116,7 @@ type RefGroup struct {
 //     inside one transaction that holds the store's write lock, so several
 //     gateway processes sharing a database still build one chain. It
 //     writes the records only, not their search index.
-//   - Index writes the search index rows (Refs) of records already
+//   - Index writes the search index rows (Keys) of records already
 //     appended, all written by source, and moves source's index mark to
 //     the highest of their Seq, in one transaction that need not be
 //     durable: the index is derived from the hashed bodies, so what a

@@ -33,7 +33,7 @@ func (l *Log) closeUnfinished(ctx context.Context) error {
 			return fmt.Errorf("audit: intent %d: %w", in.Seq, err)
 		}
 		recs = append(recs, &Record{Kind: KindEvent, EventID: in.EventID, RequestID: in.RequestID,
-			Source: l.opts.Source, Recorded: now, Body: body, Refs: refsOf(&ev)})
+			Source: l.opts.Source, Recorded: now, Body: body, Keys: indexKeys(refsOf(&ev))})
 	}
 	if err := l.store.Append(ctx, recs); err != nil {
 		return fmt.Errorf("audit: closing %d incomplete intents: %w", len(recs), err)

@@ -313,7 +313,7 @@ func (s *sqlStore) Index(ctx context.Context, source string, recs []*Record) (er
 	var rows []any
 	var last int64
 	for _, r := range recs {
-		for _, h := range indexKeys(r.Refs) {
+		for _, h := range r.Keys {
 			rows = append(rows, h, r.Seq)
 		}
 		last = max(last, r.Seq)

@@ -223,7 +223,7 @@ func (l *Log) closeAbandoned(jobs []*job) {
 				continue
 			}
 			recs = append(recs, &Record{Kind: KindEvent, EventID: in.EventID, RequestID: in.RequestID,
-				Source: in.Source, Recorded: now, Body: body, Refs: refsOf(&ev)})
+				Source: in.Source, Recorded: now, Body: body, Keys: indexKeys(refsOf(&ev))})
 		}
 	}
 	if len(recs) == 0 {
