@@ -71,4 +71,26 @@
 // so a committed intent survives power loss. NORMAL would be faster but may
 // lose the last commits on power loss, which breaks "durable before
 // disclosure". Group commit pays one fsync per batch, not per record.
+// Completions and continuation events (their intent is already durable and
+// their data already sent) wait up to 5 ms to share the next durable commit
+// rather than costing one of their own.
+//
+// # The search index follows the chain
+//
+// A chain commit holds only the records. The search values of each event
+// (agent, patient, entity without its version, subtype, action, outcome)
+// are stored as 63-bit SHA-256 keys in audit_search (h, seq), written by the
+// same writer in separate transactions that do not wait for an fsync: a
+// few times a second, and at once before the auditor API, an export or an
+// accounting of disclosures reads, so a search never misses an access this
+// gateway recorded. Search checks every candidate's body, so a versioned
+// entity search is exact and a collision or a forged row adds nothing.
+// audit_index_marks says how far each gateway's events are indexed; at
+// start a gateway indexes every event past the marks that the index lacks
+// (a crash between the two transactions, a replica that never came back).
+// Verify checks that every indexed event's values have their rows: a
+// deleted or rewritten row is index-mismatch; events past the marks are
+// counted as unindexed. An access of another replica sharing the store is
+// searchable once that replica has indexed it (at most a fraction of a
+// second later, or at its next start).
 package audit
