@@ -110,6 +110,12 @@ func (c *ResourceCheck) CheckResource(resourceType string, raw []byte, where int
 	if !gjson.ValidBytes(raw) {
 		return CheckRefuse, fhir.Errorf(fhir.ReasonResponseUnmaskable, "a returned resource is not valid JSON")
 	}
+	// A resource is an object. An array would be read as the list of its
+	// elements' links, so [{"subject":{"reference":"Patient/own"}}] would
+	// pass for a resource in the agent's compartment.
+	if !gjson.ParseBytes(raw).IsObject() {
+		return CheckRefuse, fhir.Errorf(fhir.ReasonResponseUnmaskable, "a returned resource is not a JSON object")
+	}
 	return c.CheckValidResource(resourceType, raw, where)
 }
 
@@ -117,8 +123,11 @@ func (c *ResourceCheck) CheckResource(resourceType string, raw []byte, where int
 // validated raw as one well-formed JSON object (the masking rewriter
 // validates every resource before it asks): it skips the second parse.
 func (c *ResourceCheck) CheckValidResource(resourceType string, raw []byte, where int) (verdict int, err error) {
-	if rt := gjson.GetBytes(raw, "resourceType"); rt.Exists() && rt.String() != resourceType {
-		return CheckRefuse, fhir.Errorf(fhir.ReasonResponseUnmaskable, "a returned resource is a %s, not a %s", rt.String(), resourceType)
+	// One pass over the resource finds both its declared type and its
+	// compartment links (outside the lock: it is the costly part).
+	refs, inCompartment, rt, declared := fhir.PatientRefsAndType(resourceType, raw)
+	if declared && rt != resourceType {
+		return CheckRefuse, fhir.Errorf(fhir.ReasonResponseUnmaskable, "a returned resource is a %s, not a %s", rt, resourceType)
 	}
 	switch {
 	case resourceType == "OperationOutcome":
@@ -128,7 +137,7 @@ func (c *ResourceCheck) CheckValidResource(resourceType string, raw []byte, wher
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if reason := c.why(resourceType, raw, where == WhereContained); reason != "" {
+	if reason := c.why(resourceType, raw, where == WhereContained, refs, inCompartment); reason != "" {
 		c.dropped++
 		if where == WhereTopLevel {
 			return CheckRefuse, nil
@@ -138,12 +147,12 @@ func (c *ResourceCheck) CheckValidResource(resourceType string, raw []byte, wher
 	return CheckKeep, nil
 }
 
-// why returns "" when the resource may be seen, else a short reason.
-func (c *ResourceCheck) why(resourceType string, raw []byte, contained bool) string {
+// why returns "" when the resource may be seen, else a short reason. refs
+// and inCompartment are fhir.PatientRefs of the resource.
+func (c *ResourceCheck) why(resourceType string, raw []byte, contained bool, refs []string, inCompartment bool) string {
 	if !c.readableMatch(resourceType, raw) {
 		return "no scope permits reading it"
 	}
-	refs, inCompartment := fhir.PatientRefs(resourceType, raw)
 	if c.patient == "" || contained {
 		for _, id := range refs {
 			c.addPatient(id)

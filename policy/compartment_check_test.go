@@ -96,6 +96,11 @@ func TestResourceCheckRead(t *testing.T) {
 	if v, err := d.Check.CheckResource("Observation", []byte(authzPatMine), 0); v != CheckRefuse || err == nil {
 		t.Errorf("type confusion: %d %v", v, err)
 	}
+	// An array holding a resource of the agent's patient is not that
+	// resource.
+	if v, err := d.Check.CheckResource("Observation", []byte(`[`+authzObsMine+`]`), 0); v != CheckRefuse || err == nil {
+		t.Errorf("array for a resource: %d %v", v, err)
+	}
 	if v, err := d.Check.CheckResource("Observation", []byte(`{"resourceType":`), 0); v != CheckRefuse || err == nil {
 		t.Errorf("invalid JSON: %d %v", v, err)
 	}
