@@ -116,15 +116,15 @@ type RefGroup struct {
 //     inside one transaction that holds the store's write lock, so several
 //     gateway processes sharing a database still build one chain. It
 //     writes the records only, not their search index.
-//   - Index writes the search index rows (Keys) of records already
-//     appended, all written by source, and moves source's index mark to
-//     the highest of their Seq, in one transaction that need not be
+//   - Index writes search index rows of records already appended, all
+//     written by source, and moves source's index mark to mark (when
+//     mark > 0; marks only grow), in one transaction that need not be
 //     durable: the index is derived from the hashed bodies, so what a
 //     crash loses of it is rebuilt from the marks at the next start.
 //   - Nothing of the chain is ever updated or deleted.
 type Store interface {
 	Append(ctx context.Context, recs []*Record) error
-	Index(ctx context.Context, source string, recs []*Record) error
+	Index(ctx context.Context, source string, rows []IndexRow, mark int64) error
 	// IndexedKeys counts how many of keys the index holds for seq.
 	IndexedKeys(ctx context.Context, seq int64, keys []int64) (int, error)
 	// IndexMarks returns, per source, the highest Seq up to which that

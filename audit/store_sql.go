@@ -269,8 +269,8 @@ func (s *sqlStore) dropWriter() {
 	}
 }
 
-func (s *sqlStore) Index(ctx context.Context, source string, recs []*Record) (err error) {
-	if len(recs) == 0 {
+func (s *sqlStore) Index(ctx context.Context, source string, rows []IndexRow, mark int64) (err error) {
+	if len(rows) == 0 && mark <= 0 {
 		return nil
 	}
 	c, err := s.writerConn(ctx)
@@ -310,22 +310,21 @@ func (s *sqlStore) Index(ctx context.Context, source string, recs []*Record) (er
 			return fmt.Errorf("audit: index: %w", err)
 		}
 	}
-	var rows []any
-	var last int64
-	for _, r := range recs {
-		for _, h := range r.Keys {
-			rows = append(rows, h, r.Seq)
-		}
-		last = max(last, r.Seq)
+	args := make([]any, 0, 2*len(rows))
+	for _, r := range rows {
+		args = append(args, r.Key, r.Seq)
 	}
 	// An event indexed twice (a catch-up racing its own gateway) keeps
 	// one row per value.
-	if err = s.execRows(ctx, tx, "INSERT INTO audit_search (h, seq) VALUES ", " ON CONFLICT DO NOTHING", 2, rows); err != nil {
+	if err = s.execRows(ctx, tx, "INSERT INTO audit_search (h, seq) VALUES ", " ON CONFLICT DO NOTHING", 2, args); err != nil {
 		return fmt.Errorf("audit: insert index: %w", err)
+	}
+	if mark <= 0 {
+		return tx.Commit()
 	}
 	if _, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_index_marks (source, seq) VALUES (?, ?)
 		ON CONFLICT (source) DO UPDATE SET seq = CASE WHEN excluded.seq > audit_index_marks.seq
-		THEN excluded.seq ELSE audit_index_marks.seq END`), source, last); err != nil {
+		THEN excluded.seq ELSE audit_index_marks.seq END`), source, mark); err != nil {
 		return fmt.Errorf("audit: index mark: %w", err)
 	}
 	if err = tx.Commit(); err != nil {

@@ -101,8 +101,9 @@ func (l *Log) run() {
 				held, heldRecs = nil, 0
 			}
 		case <-l.indexTimer():
-			l.idx.armed = false
-			_ = l.indexPending()
+			l.indexLingered()
+		case <-l.indexTurn():
+			_ = l.indexStep()
 		case ans := <-l.syncIdx:
 			// Held completions first: a search must see them too.
 			if len(held) > 0 {
@@ -110,7 +111,7 @@ func (l *Log) run() {
 				l.flush(held)
 				held, heldRecs = nil, 0
 			}
-			ans <- l.indexPending()
+			ans <- l.indexAll()
 		case <-tick.C:
 			if l.sinceCP > 0 {
 				l.checkpoint()
@@ -129,7 +130,7 @@ func (l *Log) run() {
 			if len(held) > 0 {
 				l.flush(held)
 			}
-			_ = l.indexPending()
+			_ = l.indexAll()
 			if l.sinceCP > 0 {
 				l.checkpoint()
 			}
