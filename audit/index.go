@@ -15,7 +15,7 @@ import (
 // few pages, not the index leaves an event's values land on. The writer
 // gathers the index rows of what it committed and, after indexLinger or
 // once indexBatchRows are pending, sorts them by key and writes them in
-// chunks of indexChunkRows, one chunk per turn of the writer loop between
+// chunks of indexChunkRows, one chunk per idle turn of the writer loop between
 // chain commits (so no access waits behind a whole batch). Sorted, a batch
 // touches each leaf of the index once, however random the keys: inserting
 // in arrival order wrote about one 4 KiB page per 16-byte row once the
@@ -28,7 +28,7 @@ import (
 const (
 	indexLinger    = 250 * time.Millisecond
 	indexBatchRows = 1 << 16
-	indexChunkRows = 8192
+	indexChunkRows = 2048
 	// indexMaxRows bounds what the writer holds: past it (the index store
 	// is slower than the chain, or failing) it writes chunks before it
 	// takes the next chain commit.
@@ -167,10 +167,13 @@ func (l *Log) indexLingered() {
 // ready is a closed channel: a select case on it is always ready.
 var ready = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// indexTurn is ready while a batch is being written, so the writer loop
-// alternates its chunks with chain commits; nil (never ready) otherwise.
+// indexTurn is ready while a batch is being written and no access waits
+// for a chain commit, so the writer loop writes chunks between commits and
+// never makes an access wait behind one it could have started before;
+// nil (never ready) otherwise. Past indexMaxRows afterCommit writes chunks
+// anyway, so a steady load cannot starve the index.
 func (l *Log) indexTurn() <-chan struct{} {
-	if len(l.idx.batch) == 0 {
+	if len(l.idx.batch) == 0 || len(l.queue) > 0 {
 		return nil
 	}
 	return ready
