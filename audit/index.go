@@ -221,7 +221,7 @@ func (l *Log) catchUpIndex(ctx context.Context) error {
 	}
 	var (
 		bySource = map[string][]IndexRow{}
-		marks2   = map[string]int64{}
+		lastSeq  = map[string]int64{}
 		rows     int
 		scanned  int64
 		indexed  bool
@@ -229,7 +229,7 @@ func (l *Log) catchUpIndex(ctx context.Context) error {
 	flush := func() error {
 		for src, batch := range bySource {
 			slices.SortFunc(batch, func(a, b IndexRow) int { return cmp.Compare(a.Key, b.Key) })
-			if err := l.store.Index(ctx, src, batch, marks2[src]); err != nil {
+			if err := l.store.Index(ctx, src, batch, lastSeq[src]); err != nil {
 				return err
 			}
 			indexed = true
@@ -251,7 +251,7 @@ func (l *Log) catchUpIndex(ctx context.Context) error {
 			bySource[r.Source] = append(bySource[r.Source], IndexRow{Key: k, Seq: r.Seq})
 			rows++
 		}
-		marks2[r.Source] = r.Seq
+		lastSeq[r.Source] = r.Seq
 		if rows >= indexBatchRows {
 			return flush()
 		}
