@@ -47,6 +47,11 @@ type pendingIndex struct {
 	mark    int64      // the source's mark once batch is written
 	timer   *time.Timer
 	armed   bool
+	// lost is set when an index write failed and its rows were dropped:
+	// until a catch-up from the marks (which did not move) has indexed
+	// them again, nothing more is queued and a search is refused rather
+	// than answered without them.
+	lost bool
 }
 
 // add queues the index rows of committed records (Keys only: a pending
@@ -84,9 +89,8 @@ func (p *pendingIndex) startBatch() {
 }
 
 // indexStep writes the next chunk of the batch (writer goroutine only).
-// A failure drops the work: the marks did not move, so the next start
-// indexes those events from their bodies; until then a search may miss
-// them, which fhirwall_audit_index_failures_total tells.
+// A failure drops the work and marks the index lost (see pendingIndex):
+// the marks did not move, so recoverIndex rebuilds it from the bodies.
 func (l *Log) indexStep() error {
 	p := &l.idx
 	if len(p.batch) == 0 {
@@ -104,8 +108,10 @@ func (l *Log) indexStep() error {
 	l.metrics.commitSeconds.WithLabelValues("index").Observe(time.Since(start).Seconds())
 	if err != nil {
 		l.metrics.indexFailures.Inc()
-		p.batch, p.mark = p.batch[:0], 0
-		p.rows, p.rowsMax = p.rows[:0], 0
+		p.batch, p.mark = nil, 0
+		p.rows, p.rowsMax = nil, 0
+		p.lost = true
+		p.arm()
 		return unavailable(err)
 	}
 	p.batch = p.batch[n:]
@@ -115,8 +121,26 @@ func (l *Log) indexStep() error {
 	return nil
 }
 
+// recoverIndex indexes, from their bodies, every event past the marks
+// after an index write failed; it retries at each linger and sync until it
+// succeeds (writer goroutine only).
+func (l *Log) recoverIndex() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*l.storeTimeout())
+	defer cancel()
+	if err := l.catchUpIndex(ctx); err != nil {
+		l.metrics.indexFailures.Inc()
+		l.idx.arm()
+		return unavailable(err)
+	}
+	l.idx.lost = false
+	return nil
+}
+
 // indexAll writes everything pending (sync, stop).
 func (l *Log) indexAll() error {
+	if l.idx.lost {
+		return l.recoverIndex()
+	}
 	l.idx.startBatch()
 	for len(l.idx.batch) > 0 {
 		if err := l.indexStep(); err != nil {
@@ -131,6 +155,9 @@ func (l *Log) indexAll() error {
 // writes chunks at once if the writer holds too much.
 func (l *Log) afterCommit(recs []*Record) {
 	p := &l.idx
+	if p.lost {
+		return // recoverIndex will read them from the store
+	}
 	p.add(recs)
 	if len(p.rows) >= indexBatchRows && len(p.batch) == 0 {
 		p.startBatch()
@@ -138,14 +165,22 @@ func (l *Log) afterCommit(recs []*Record) {
 	for len(p.rows)+len(p.batch) > indexMaxRows && len(p.batch) > 0 {
 		_ = l.indexStep()
 	}
-	if len(p.rows) > 0 && !p.armed {
-		if p.timer == nil {
-			p.timer = time.NewTimer(indexLinger)
-		} else {
-			p.timer.Reset(indexLinger)
-		}
-		p.armed = true
+	if len(p.rows) > 0 {
+		p.arm()
 	}
+}
+
+// arm makes sure the linger timer runs.
+func (p *pendingIndex) arm() {
+	if p.armed {
+		return
+	}
+	if p.timer == nil {
+		p.timer = time.NewTimer(indexLinger)
+	} else {
+		p.timer.Reset(indexLinger)
+	}
+	p.armed = true
 }
 
 // indexTimer is the linger timer's channel, nil (never ready) when unarmed.
@@ -159,6 +194,10 @@ func (l *Log) indexTimer() <-chan time.Time {
 // indexLinger fired: start a batch of what is pending.
 func (l *Log) indexLingered() {
 	l.idx.armed = false
+	if l.idx.lost {
+		_ = l.recoverIndex()
+		return
+	}
 	if len(l.idx.batch) == 0 {
 		l.idx.startBatch()
 	}

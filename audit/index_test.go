@@ -2,9 +2,14 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/fhirwall/fhirwall/fhir"
 )
 
 // refRows counts the search index rows of the store.
@@ -245,4 +250,50 @@ func TestIndexChunks(t *testing.T) {
 			t.Fatalf("verify with a half-indexed event = %+v, %v", rep, err)
 		}
 	})
+}
+
+// failingIndexStore fails every Index call while fail is set.
+type failingIndexStore struct {
+	Store
+	fail atomic.Bool
+}
+
+func (s *failingIndexStore) Index(ctx context.Context, source string, rows []IndexRow, mark int64) error {
+	if s.fail.Load() {
+		return errors.New("database or disk is full")
+	}
+	return s.Store.Index(ctx, source, rows, mark)
+}
+
+// TestIndexFailureRefusesSearch: while the index cannot be written, an
+// auditor search is refused (503 audit-unavailable), never answered without
+// the accesses it lost; once the store recovers, the index is rebuilt from
+// the bodies and nothing is missing.
+func TestIndexFailureRefusesSearch(t *testing.T) {
+	st, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &failingIndexStore{Store: st}
+	l, err := New(context.Background(), fs, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	recordN(t, l, 2, nil)
+	fs.fail.Store(true)
+	recordN(t, l, 3, nil)
+	if _, err := l.Disclosures(context.Background(), "123"); fhir.ReasonOf(err) != fhir.ReasonAuditUnavailable {
+		t.Fatalf("disclosures with a failing index = %v, want audit-unavailable", err)
+	}
+	recordN(t, l, 1, nil) // recorded while the index is lost
+	fs.fail.Store(false)
+	ds, err := l.Disclosures(context.Background(), "123")
+	if err != nil || len(ds) != 6 {
+		t.Fatalf("disclosures after recovery: %d, %v; want 6", len(ds), err)
+	}
+	rep, err := l.Verify(context.Background())
+	if err != nil || !rep.OK || rep.Unindexed != 0 {
+		t.Fatalf("verify after recovery = %+v, %v", rep, err)
+	}
 }
