@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -295,5 +297,17 @@ func TestIndexFailureRefusesSearch(t *testing.T) {
 	rep, err := l.Verify(context.Background())
 	if err != nil || !rep.OK || rep.Unindexed != 0 {
 		t.Fatalf("verify after recovery = %+v, %v", rep, err)
+	}
+}
+
+// TestIndexKeyIsStable: stored index keys are SHA-256 over key NUL value,
+// the first 63 bits; a change here would orphan every stored row.
+func TestIndexKeyIsStable(t *testing.T) {
+	for _, c := range [][2]string{{"patient", "Patient/123"}, {"entity", strings.Repeat("Observation/x", 40)}} {
+		sum := sha256.Sum256([]byte(c[0] + "\x00" + c[1]))
+		want := int64(binary.BigEndian.Uint64(sum[:8]) >> 1)
+		if got := indexKey(c[0], c[1]); got != want {
+			t.Errorf("indexKey(%q, %q) = %d, want %d", c[0], c[1], got, want)
+		}
 	}
 }

@@ -95,12 +95,10 @@ func indexValue(key, v string) string {
 // compact B-tree; SHA-256 keeps anyone from choosing values that collide,
 // and Search checks every candidate's body anyway.
 func indexKey(key, v string) int64 {
-	h := sha256.New()
-	h.Write([]byte(key))
-	h.Write([]byte{0})
-	h.Write([]byte(v))
-	var sum [sha256.Size]byte
-	return int64(binary.BigEndian.Uint64(h.Sum(sum[:0])) >> 1)
+	var buf [160]byte // on the stack for the values an event has
+	b := append(append(append(buf[:0], key...), 0), v...)
+	sum := sha256.Sum256(b)
+	return int64(binary.BigEndian.Uint64(sum[:]) >> 1)
 }
 
 // indexKeys are the distinct index keys of an event's refs.
