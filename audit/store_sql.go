@@ -107,6 +107,30 @@ func (s *sqlStore) execRows(ctx context.Context, tx *sql.Tx, prefix, suffix stri
 	return nil
 }
 
+// inTx runs fn in a transaction from begin whose first statement is
+// first ("" for none: the append lock, or an index transaction's
+// setting); it commits when fn returns nil and rolls back otherwise.
+func (s *sqlStore) inTx(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), first string, fn func(*sql.Tx) error) error {
+	tx, err := begin(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if first != "" {
+		if _, err := tx.ExecContext(ctx, first); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
 func (s *sqlStore) q(query string) string {
 	if !s.d.numbered {
 		return query
@@ -143,44 +167,29 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 // rebuilt from the hashed bodies by the next gateway that starts on the
 // store (catchUpIndex). The check and the change share one transaction
 // under the append lock.
-func (s *sqlStore) migrateIndex(ctx context.Context) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if s.d.lock != "" {
-		if _, err = tx.ExecContext(ctx, s.d.lock); err != nil {
+func (s *sqlStore) migrateIndex(ctx context.Context) error {
+	return s.inTx(ctx, s.db.BeginTx, s.d.lock, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q(s.d.tableExists), "audit_search").Scan(&n); err != nil || n > 0 {
 			return err
 		}
-	}
-	var n int
-	if err = tx.QueryRowContext(ctx, s.q(s.d.tableExists), "audit_search").Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return tx.Commit()
-	}
-	for _, stmt := range []string{
-		"DROP TABLE IF EXISTS audit_refs",
-		"DROP TABLE IF EXISTS audit_index_marks",
-		s.d.searchTable,
-		"CREATE TABLE audit_index_marks (source TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
-	} {
-		if _, err = tx.ExecContext(ctx, stmt); err != nil {
-			return err
+		for _, stmt := range []string{
+			"DROP TABLE IF EXISTS audit_refs",
+			"DROP TABLE IF EXISTS audit_index_marks",
+			s.d.searchTable,
+			"CREATE TABLE audit_index_marks (source TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+		} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
 		}
-	}
-	return tx.Commit()
+		return nil
+	})
 }
 
 const recordCols = "seq, kind, event_id, request_id, source, recorded, body, prev, hash, recorded_us"
 
-func (s *sqlStore) Append(ctx context.Context, recs []*Record) (err error) {
+func (s *sqlStore) Append(ctx context.Context, recs []*Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -188,47 +197,42 @@ func (s *sqlStore) Append(ctx context.Context, recs []*Record) (err error) {
 	if err != nil {
 		return fmt.Errorf("audit: begin: %w", err)
 	}
-	tx, err := c.BeginTx(ctx, nil)
-	if err != nil {
-		s.dropWriter()
-		return fmt.Errorf("audit: begin: %w", err)
-	}
-	defer func() {
+	begin := func(ctx context.Context, o *sql.TxOptions) (*sql.Tx, error) {
+		tx, err := c.BeginTx(ctx, o)
 		if err != nil {
-			_ = tx.Rollback()
+			s.dropWriter() // a connection that cannot begin is not reused
 		}
-	}()
-	if s.d.lock != "" {
-		if _, err = tx.ExecContext(ctx, s.d.lock); err != nil {
-			return fmt.Errorf("audit: lock: %w", err)
-		}
+		return tx, err
 	}
-	var head Head
-	headStmt, err := s.prepared(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+	err = s.inTx(ctx, begin, s.d.lock, func(tx *sql.Tx) error {
+		var head Head
+		headStmt, err := s.prepared(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+		if err != nil {
+			return fmt.Errorf("read head: %w", err)
+		}
+		err = headStmt.QueryRowContext(ctx).Scan(&head.Seq, &head.Hash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read head: %w", err)
+		}
+		for _, r := range recs {
+			r.Seq = head.Seq + 1
+			r.Prev = head.Hash
+			r.Hash = RecordHash(r)
+			head = Head{Seq: r.Seq, Hash: r.Hash}
+		}
+		// Multi-row inserts: one statement per chunk, not per record.
+		args := make([]any, 0, len(recs)*10)
+		for _, r := range recs {
+			args = append(args, r.Seq, r.Kind, r.EventID, r.RequestID, r.Source,
+				r.Recorded.UTC().Format(time.RFC3339Nano), r.Body, r.Prev, r.Hash, r.Recorded.UnixMicro())
+		}
+		if err := s.execRows(ctx, tx, "INSERT INTO audit_records ("+recordCols+") VALUES ", "", 10, args); err != nil {
+			return fmt.Errorf("insert records: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("audit: read head: %w", err)
-	}
-	err = headStmt.QueryRowContext(ctx).Scan(&head.Seq, &head.Hash)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("audit: read head: %w", err)
-	}
-	for _, r := range recs {
-		r.Seq = head.Seq + 1
-		r.Prev = head.Hash
-		r.Hash = RecordHash(r)
-		head = Head{Seq: r.Seq, Hash: r.Hash}
-	}
-	// Multi-row inserts: one statement per chunk, not per record.
-	args := make([]any, 0, len(recs)*10)
-	for _, r := range recs {
-		args = append(args, r.Seq, r.Kind, r.EventID, r.RequestID, r.Source,
-			r.Recorded.UTC().Format(time.RFC3339Nano), r.Body, r.Prev, r.Hash, r.Recorded.UnixMicro())
-	}
-	if err = s.execRows(ctx, tx, "INSERT INTO audit_records ("+recordCols+") VALUES ", "", 10, args); err != nil {
-		return fmt.Errorf("audit: insert records: %w", err)
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("audit: commit: %w", err)
+		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
 }
@@ -296,39 +300,26 @@ func (s *sqlStore) Index(ctx context.Context, source string, rows []IndexRow, ma
 			}
 		}()
 	}
-	tx, err := c.BeginTx(ctx, nil)
+	err = s.inTx(ctx, c.BeginTx, s.d.indexTxSetup, func(tx *sql.Tx) error {
+		args := make([]any, 0, 2*len(rows))
+		for _, r := range rows {
+			args = append(args, r.Key, r.Seq)
+		}
+		// An event indexed twice (a catch-up racing its own gateway)
+		// keeps one row per value.
+		if err := s.execRows(ctx, tx, "INSERT INTO audit_search (h, seq) VALUES ", " ON CONFLICT DO NOTHING", 2, args); err != nil {
+			return err
+		}
+		if mark <= 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit_index_marks (source, seq) VALUES (?, ?)
+			ON CONFLICT (source) DO UPDATE SET seq = CASE WHEN excluded.seq > audit_index_marks.seq
+			THEN excluded.seq ELSE audit_index_marks.seq END`), source, mark)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("audit: index: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if s.d.indexTxSetup != "" {
-		if _, err = tx.ExecContext(ctx, s.d.indexTxSetup); err != nil {
-			return fmt.Errorf("audit: index: %w", err)
-		}
-	}
-	args := make([]any, 0, 2*len(rows))
-	for _, r := range rows {
-		args = append(args, r.Key, r.Seq)
-	}
-	// An event indexed twice (a catch-up racing its own gateway) keeps
-	// one row per value.
-	if err = s.execRows(ctx, tx, "INSERT INTO audit_search (h, seq) VALUES ", " ON CONFLICT DO NOTHING", 2, args); err != nil {
-		return fmt.Errorf("audit: insert index: %w", err)
-	}
-	if mark <= 0 {
-		return tx.Commit()
-	}
-	if _, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_index_marks (source, seq) VALUES (?, ?)
-		ON CONFLICT (source) DO UPDATE SET seq = CASE WHEN excluded.seq > audit_index_marks.seq
-		THEN excluded.seq ELSE audit_index_marks.seq END`), source, mark); err != nil {
-		return fmt.Errorf("audit: index mark: %w", err)
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("audit: index: commit: %w", err)
+		return fmt.Errorf("audit: index: %w", err)
 	}
 	return nil
 }
