@@ -422,3 +422,27 @@ func TestLargeDisclosuresAreAuditedInParts(t *testing.T) {
 		t.Fatalf("%d continuation events for %d patients", parts, patients)
 	}
 }
+
+// TestReadWithLyingContentLength: a single resource whose upstream claims
+// a terabyte and then stops is a failed upstream response (never an
+// allocation of what the header claims), refused and audited.
+func TestReadWithLyingContentLength(t *testing.T) {
+	h := newHarness(t)
+	h.echo.respond = func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\nContent-Length: 1099511627776\r\n\r\n" +
+			`{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"}}`)
+		_ = bw.Flush()
+	}
+	tok := h.token("agent-echo", "system/Observation.rs")
+	resp := h.do("GET", "/echo/Observation/o1", tok, nil)
+	m, body := readJSON(t, resp)
+	if resp.StatusCode < 500 || m["resourceType"] != "OperationOutcome" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}

@@ -116,10 +116,12 @@ func (f *responseFilter) filter(x *exchange, c *call, az *authorization, resp *h
 
 	if az.single || (resp.ContentLength > 0 && resp.ContentLength <= bufferedResponseLimit) {
 		var buf bytes.Buffer
-		if resp.ContentLength > 0 {
+		if resp.ContentLength > 0 && resp.ContentLength <= bufferedResponseLimit {
 			// Masking rarely grows a body: one allocation, not a
 			// doubling series (the largest allocation source under a
-			// load of 200 KB searches).
+			// load of 200 KB searches). Only up to the limit: a single
+			// resource may claim any length, and the rewriter, not the
+			// upstream's header, bounds what is read.
 			buf.Grow(int(resp.ContentLength) + 512)
 		}
 		sum, err := rewrite(&buf, src)
