@@ -225,6 +225,8 @@ func (c *call) complete(pending *audit.Pending, x *exchange, aborted bool) {
 		} else {
 			fail(r, "response refused: "+string(r))
 		}
+	case x.upstreamErr != nil && fhir.ReasonOf(x.upstreamErr) == fhir.ReasonClientGone:
+		fail(fhir.ReasonClientGone, "client went away before the answer")
 	case x.upstreamErr != nil:
 		r := fhir.ReasonOf(x.upstreamErr)
 		fail(r, "upstream failed: "+string(r))

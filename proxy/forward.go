@@ -243,6 +243,12 @@ func (f *forwarder) errorHandler(w http.ResponseWriter, r *http.Request, err err
 	var fe *fhir.Error
 	switch {
 	case errors.As(err, &fe):
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The agent hung up (its request's context ends with the
+		// connection): the upstream did nothing wrong, and the record
+		// and the failure figures must not say it did. Nobody reads
+		// this answer.
+		fe = fhir.Wrap(fhir.ReasonClientGone, err, "the client went away before the answer")
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		fe = fhir.Wrap(fhir.ReasonUpstreamTimeout, err, "the upstream server did not answer in time")
 	case errors.Is(err, context.Canceled):

@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fhirwall/fhirwall/audit"
 	"github.com/fhirwall/fhirwall/internal/fhirsample"
@@ -444,5 +446,55 @@ func TestReadWithLyingContentLength(t *testing.T) {
 	m, body := readJSON(t, resp)
 	if resp.StatusCode < 500 || m["resourceType"] != "OperationOutcome" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}
+
+// TestClientGoneBeforeTheAnswerIsNotAnUpstreamFailure: an agent that hangs
+// up while the upstream is still working is recorded as having gone away
+// (the upstream did nothing wrong), so neither the auditor nor the
+// upstream's failure figures are misled.
+func TestClientGoneBeforeTheAnswerIsNotAnUpstreamFailure(t *testing.T) {
+	h := newHarness(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	h.echo.respond = func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+	defer close(release)
+	tok := h.token("agent-echo", "system/Patient.rs")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", h.public+"/echo/Patient/p1", nil)
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-arrived
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled request got an answer")
+	}
+	var events string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		h.gw.completions.Wait()
+		events = h.exportAudit()
+		if strings.Contains(events, `audit-phase","valueCode":"complete"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(events, `"outcomeDesc":"client-disconnected"`) {
+		t.Errorf("the access is not recorded as the client going away:\n%s", events)
+	}
+	if strings.Contains(events, "upstream-unavailable") || strings.Contains(events, "upstream failed") {
+		t.Errorf("a client that went away is recorded as an upstream failure:\n%s", events)
 	}
 }
