@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -497,4 +498,43 @@ func TestClientGoneBeforeTheAnswerIsNotAnUpstreamFailure(t *testing.T) {
 	if strings.Contains(events, "upstream-unavailable") || strings.Contains(events, "upstream failed") {
 		t.Errorf("a client that went away is recorded as an upstream failure:\n%s", events)
 	}
+}
+
+// TestFilteredBodiesDoNotMix: bodies filtered whole are served from
+// recycled buffers; many concurrent responses of different lengths must
+// each arrive whole and as their own.
+func TestFilteredBodiesDoNotMix(t *testing.T) {
+	h := newHarness(t)
+	h.echo.respond = func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimPrefix(r.URL.Path, "/base/Patient/")
+		w.Header().Set("Content-Type", "application/fhir+json")
+		fmt.Fprintf(w, `{"resourceType":"Patient","id":%q,"name":[{"family":%q}]}`, id, strings.Repeat(id, len(id)*50))
+	}
+	tok := h.token("agent-echo", "system/Patient.rs")
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				id := fmt.Sprintf("p%d-%s", g, strings.Repeat("x", (g*7+i*13)%40))
+				req, _ := http.NewRequest("GET", h.public+"/echo/Patient/"+id, nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				want := fmt.Sprintf(`"family":%q`, strings.Repeat(id, len(id)*50))
+				if err != nil || resp.StatusCode != 200 || !bytes.Contains(body, []byte(want)) ||
+					resp.ContentLength != int64(len(body)) {
+					t.Errorf("%s: %d %v, %d bytes (Content-Length %d): %.200s", id, resp.StatusCode, err, len(body), resp.ContentLength, body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
