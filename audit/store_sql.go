@@ -29,8 +29,6 @@ type dialect struct {
 	indexRelax, indexRestore, indexTxSetup string
 	// tableExists counts tables named ? in the current schema.
 	tableExists string
-	// writerSetup runs once on the writer connection.
-	writerSetup string
 	// searchTable creates the search index: (h, seq) rows, h the
 	// indexKey of one search value of the event at seq.
 	searchTable string
@@ -250,12 +248,6 @@ func (s *sqlStore) writerConn(ctx context.Context) (*sql.Conn, error) {
 	c, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if s.d.writerSetup != "" {
-		if _, err := c.ExecContext(ctx, s.d.writerSetup); err != nil {
-			c.Close()
-			return nil, err
-		}
 	}
 	s.w = c
 	return c, nil

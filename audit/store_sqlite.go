@@ -13,11 +13,7 @@ var sqliteDialect = dialect{
 	name:         "sqlite",
 	indexRelax:   "PRAGMA synchronous=NORMAL",
 	indexRestore: "PRAGMA synchronous=FULL",
-	// 8 MiB of page cache on the writer's connection (the default, kept
-	// by readers, is 2 MiB): the index's hot pages stay in memory instead
-	// of being read back for every transaction.
-	writerSetup: "PRAGMA cache_size=-8192",
-	tableExists: "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?",
+	tableExists:  "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?",
 	// One B-tree of 16-byte rows: a search value costs one insert, not
 	// three (table, (k, v) index, seq index) as text rows did.
 	searchTable: "CREATE TABLE audit_search (h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (h, seq)) WITHOUT ROWID",
