@@ -13,6 +13,7 @@
 #   BENCH_BIG_ROUNDS=1      transfers of the big searchset per target
 #   BENCH_BIG_MAX=60s       stop one big transfer after this long (its rate is on what arrived)
 #   BENCH_NGINX=1           0: leave nginx out; install: apt-get install it first
+#   BENCH_FW_MEMLIMIT=32MiB GOMEMLIMIT of the fhirwall targets (none: no limit)
 #   BENCH_PROFILE=8s        perf-record the full pipeline per workload when perf is installed (0 skips)
 #   BENCH_OUT=bench/RESULTS.md
 # A full run takes about 6-9 minutes on a 2-core machine.
@@ -41,6 +42,9 @@ install)
 	;;
 esac
 
+fw_memlimit="${BENCH_FW_MEMLIMIT:-32MiB}"
+[[ $fw_memlimit == none ]] && fw_memlimit=""
+
 bin="$(mktemp -d "${TMPDIR:-/tmp}/fhirwall-bench-bin.XXXXXX")"
 trap 'rm -rf "$bin"' EXIT
 echo "bench: building" >&2
@@ -61,4 +65,5 @@ go build -o "$bin/driver" ./bench/driver
 	-big-max "${BENCH_BIG_MAX:-60s}" \
 	-nginx="$nginx_flag" \
 	-profile "${BENCH_PROFILE:-8s}" \
+	-fw-memlimit "$fw_memlimit" \
 	"$@"

@@ -44,6 +44,7 @@ type options struct {
 	keep      bool
 	hold      bool
 	profile   time.Duration // perf record fw-full for this long per workload (0: no)
+	memLimit  string        // GOMEMLIMIT of the fhirwall targets ("": none)
 	work      string        // the work folder (set by run)
 }
 
@@ -63,6 +64,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (configs, audit databases, logs)")
 	flag.BoolVar(&o.hold, "hold", false, "start every target, print its URL and token, and wait for an interrupt instead of measuring (for profiling by hand)")
 	flag.DurationVar(&o.profile, "profile", 8*time.Second, "profile the full pipeline with perf for this long per workload, when perf is installed (0 skips)")
+	flag.StringVar(&o.memLimit, "fw-memlimit", "32MiB", "GOMEMLIMIT of the fhirwall targets, the deployment setting for a memory budget (docs/configuration.md); empty: none")
 	flag.Parse()
 	if o.bin == "" {
 		log.Fatal("driver: -bin is required")
@@ -101,12 +103,20 @@ func (p *proc) stop() {
 // start runs a child with its output in dir/name.log; when wantLine is set
 // it waits for a stdout line starting with it and returns that line.
 func start(dir, name string, wantLine string, args ...string) (*proc, string, error) {
+	return startEnv(dir, name, wantLine, nil, args...)
+}
+
+// startEnv is start with env added to the driver's environment.
+func startEnv(dir, name string, wantLine string, env []string, args ...string) (*proc, string, error) {
 	lf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, "", err
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = lf
 	var out io.ReadCloser
 	if wantLine != "" {
@@ -266,7 +276,11 @@ func startFhirwall(o options, work, name, upstream string, full bool) (*proc, st
 	if err != nil {
 		return nil, "", "", err
 	}
-	p, _, err := start(dir, name, "", filepath.Join(o.bin, "fhirwall"), "serve", "--config", cfgFile)
+	var env []string
+	if o.memLimit != "" {
+		env = append(env, "GOMEMLIMIT="+o.memLimit)
+	}
+	p, _, err := startEnv(dir, name, "", env, filepath.Join(o.bin, "fhirwall"), "serve", "--config", cfgFile)
 	if err != nil {
 		return nil, "", "", err
 	}

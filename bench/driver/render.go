@@ -130,6 +130,9 @@ func render(o options, res *results) string {
 		o.threads, o.conns, o.duration, o.rounds, o.latDur)
 	w("- CPU µs/request: utime+stime of the proxy process (nginx: master and workers) from /proc/PID/stat over the run, divided by the requests wrk completed. The upstream's and wrk's CPU are not counted.\n")
 	w("- both fhirwall targets authenticate every request (ES256 JWT, verified-token cache) and write every access to a SQLite audit store (audit cannot be switched off: no record, no disclosure). *auth only* has one role with `system/*.rs` and no masks; *full* has granular scopes (Patient, Claim, Observation) and masks (Claim.diagnosis; Patient.telecom, SSN identifier, birthDate generalized).\n\n")
+	if o.memLimit != "" {
+		w("- both fhirwall targets run with `GOMEMLIMIT=%s`, the Go runtime's soft memory limit, set as a deployment with a memory budget would (docs/configuration.md, *Memory*). It bounds Go's own memory only: the mapped binary (~23 MiB resident) and SQLite's page caches come on top. `-fw-memlimit ''` (BENCH_FW_MEMLIMIT=none) runs them without it.\n\n", o.memLimit)
+	}
 	for _, t := range res.targets {
 		w("- `%s`: %s\n", t.name, t.label)
 	}
