@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -254,35 +253,50 @@ func resolveFile(cfg *policy.Config, f string) string {
 	return filepath.Join(filepath.Dir(cfg.File), f)
 }
 
-// watchConfig reloads on SIGHUP and when the file changes. A reload that
-// fails keeps the running configuration and logs every problem.
+// configPoll is how often watchConfig looks at the configuration file.
+const configPoll = 500 * time.Millisecond
+
+// watchConfig reloads on SIGHUP and when the file changes. It notices a
+// change by looking (a stat every configPoll) rather than through inotify:
+// a watch on the folder, which replaced files (editors, Kubernetes' ..data
+// swap) need, reports every write to anything else there too, such as a
+// SQLite audit store beside the file, and under load that cost about 3%
+// of the gateway's CPU. A change is reloaded once the file has stayed the
+// same for one more look, so a file caught half-written is not refused.
+// A reload that fails keeps the running configuration.
 func watchConfig(ctx context.Context, file string, s *server, logger *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	var events <-chan fsnotify.Event
-	if w, err := fsnotify.NewWatcher(); err == nil {
-		defer w.Close()
-		// Watch the folder: editors and Kubernetes replace the file.
-		if err := w.Add(filepath.Dir(file)); err == nil {
-			events = w.Events
-		}
-	}
-	var debounce <-chan time.Time
+	tick := time.NewTicker(configPoll)
+	defer tick.Stop()
+	last, _ := os.Stat(file)
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
 			reload(ctx, file, s, logger, "SIGHUP")
-		case ev := <-events:
-			if filepath.Clean(ev.Name) == filepath.Clean(file) || filepath.Base(ev.Name) == "..data" {
-				debounce = time.After(200 * time.Millisecond)
+		case <-tick.C:
+			cur, err := os.Stat(file)
+			switch {
+			case err != nil:
+				// Missing for a moment while it is replaced: look again.
+			case changed(last, cur):
+				last, pending = cur, true
+			case pending:
+				pending = false
+				reload(ctx, file, s, logger, "file change")
 			}
-		case <-debounce:
-			reload(ctx, file, s, logger, "file change")
 		}
 	}
+}
+
+// changed reports whether the file seen as cur is not the one seen as
+// last: another file (a replace), another length or another time.
+func changed(last, cur os.FileInfo) bool {
+	return last == nil || !os.SameFile(last, cur) || !last.ModTime().Equal(cur.ModTime()) || last.Size() != cur.Size()
 }
 
 func reload(ctx context.Context, file string, s *server, logger *slog.Logger, why string) {
