@@ -59,7 +59,9 @@
 //
 // Every record (intent, event) carries seq, the previous record's hash and
 // its own hash, SHA-256 over the canonical encoding documented on
-// RecordHash. A single writer goroutine gathers concurrent writes into one
+// RecordHash. An event's body is its AuditEvent; an intent's is a compact
+// document of the access (intent.go), which becomes an AuditEvent only if
+// the intent must be closed without its completion. A single writer goroutine gathers concurrent writes into one
 // transaction (group commit). Checkpoints sign (seq, hash) with an Ed25519
 // key as a compact JWS every Options.CheckpointEvery records or
 // Options.CheckpointInterval. Verify walks the chain and the checkpoints;

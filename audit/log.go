@@ -336,14 +336,17 @@ func (l *Log) record(kind, id string, a *Access, phase string) (*Record, error) 
 		return nil, fhir.Errorf(fhir.ReasonAuditUnavailable, "nothing to record")
 	}
 	now := l.opts.now().UTC()
-	ev := buildEvent(a, id, now, phase, l.ec)
-	body, err := encodeEvent(&ev) // MarshalJSON's bytes, without its reflection
+	rec := &Record{Kind: kind, EventID: id, RequestID: a.RequestID, Source: l.opts.Source, Recorded: now}
+	var err error
+	if kind == KindIntent {
+		rec.Body, err = encodeIntent(a, l.ec) // see intent.go: no AuditEvent until it is closed
+	} else {
+		ev := buildEvent(a, id, now, phase, l.ec)
+		rec.Body, err = encodeEvent(&ev)  // MarshalJSON's bytes, without its reflection
+		rec.Keys = indexKeys(refsOf(&ev)) // hashed here, beside the request, not in the writer
+	}
 	if err != nil {
 		return nil, fhir.Wrap(fhir.ReasonAuditUnavailable, err, "the audit record cannot be encoded")
-	}
-	rec := &Record{Kind: kind, EventID: id, RequestID: a.RequestID, Source: l.opts.Source, Recorded: now, Body: body}
-	if kind == KindEvent {
-		rec.Keys = indexKeys(refsOf(&ev)) // hashed here, beside the request, not in the writer
 	}
 	return rec, nil
 }

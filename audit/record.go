@@ -16,9 +16,10 @@ const (
 	KindEvent  = "event"
 )
 
-// Record is one link of the chain as stored. Body is the AuditEvent JSON
-// exactly as hashed and served; nothing else of a record is ever derived
-// again from Body, so the bytes stay authoritative.
+// Record is one link of the chain as stored. Body is the record's JSON
+// exactly as hashed: an event's AuditEvent as served, or an intent's
+// compact document (see intent.go); nothing else of a record is ever
+// derived again from Body, so the bytes stay authoritative.
 type Record struct {
 	Seq       int64
 	Kind      string

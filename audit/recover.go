@@ -23,7 +23,7 @@ func (l *Log) closeUnfinished(ctx context.Context) error {
 	now := l.opts.now().UTC()
 	var recs []*Record
 	for _, in := range open {
-		ev, err := fm.UnmarshalAuditEvent(in.Body)
+		ev, err := intentEvent(in)
 		if err != nil {
 			return fmt.Errorf("audit: intent %d unreadable: %w", in.Seq, err)
 		}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/fhirwall/fhirwall/fhir"
-	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
 // unavailable is the one error kind audit writers return: whatever failed
@@ -214,7 +213,7 @@ func (l *Log) closeAbandoned(jobs []*job) {
 			if in.Kind != KindIntent {
 				continue
 			}
-			ev, err := fm.UnmarshalAuditEvent(in.Body)
+			ev, err := intentEvent(in)
 			if err != nil {
 				continue
 			}
