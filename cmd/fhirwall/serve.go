@@ -37,7 +37,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return exitError{2}
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+	logger, logs := newGatewayLogger(stdout)
+	defer logs.Close()
 	cfg, err := loadConfigOrReport(*file, stderr)
 	if err != nil {
 		return err
