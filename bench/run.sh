@@ -13,6 +13,7 @@
 #   BENCH_BIG_ROUNDS=1      transfers of the big searchset per target
 #   BENCH_BIG_MAX=60s       stop one big transfer after this long (its rate is on what arrived)
 #   BENCH_NGINX=1           0: leave nginx out; install: apt-get install it first
+#   BENCH_BASE=REV          also measure the full pipeline built from git revision REV (fw-base)
 #   BENCH_FW_MEMLIMIT=32MiB GOMEMLIMIT of the fhirwall targets (none: no limit)
 #   BENCH_PROFILE=8s        perf-record the full pipeline per workload when perf is installed (0 skips)
 #   BENCH_OUT=bench/RESULTS.md
@@ -53,6 +54,17 @@ go build -o "$bin/upstream" ./bench/upstream
 go build -o "$bin/plainproxy" ./bench/plainproxy
 go build -o "$bin/driver" ./bench/driver
 
+base_args=()
+if [[ -n ${BENCH_BASE:-} ]]; then
+	# The full pipeline of another revision, measured in the same run.
+	echo "bench: building fhirwall at $BENCH_BASE" >&2
+	wt="$bin/base-src"
+	git worktree add --detach --quiet "$wt" "$BENCH_BASE"
+	(cd "$wt" && go build -o "$bin/base/fhirwall" ./cmd/fhirwall)
+	git worktree remove --force "$wt"
+	base_args=(-base-bin "$bin/base/fhirwall" -base-label "$(git rev-parse --short "$BENCH_BASE")")
+fi
+
 "$bin/driver" -bin "$bin" \
 	-out "${BENCH_OUT:-bench/RESULTS.md}" \
 	-duration "${BENCH_DURATION:-10s}" \
@@ -66,4 +78,5 @@ go build -o "$bin/driver" ./bench/driver
 	-nginx="$nginx_flag" \
 	-profile "${BENCH_PROFILE:-8s}" \
 	-fw-memlimit "$fw_memlimit" \
+	"${base_args[@]}" \
 	"$@"

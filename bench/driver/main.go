@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -45,6 +46,8 @@ type options struct {
 	hold      bool
 	profile   time.Duration // perf record fw-full for this long per workload (0: no)
 	memLimit  string        // GOMEMLIMIT of the fhirwall targets ("": none)
+	baseBin   string        // another fhirwall binary measured as fw-base ("": none)
+	baseLabel string        // what baseBin was built from
 	work      string        // the work folder (set by run)
 }
 
@@ -64,6 +67,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (configs, audit databases, logs)")
 	flag.BoolVar(&o.hold, "hold", false, "start every target, print its URL and token, and wait for an interrupt instead of measuring (for profiling by hand)")
 	flag.DurationVar(&o.profile, "profile", 8*time.Second, "profile the full pipeline with perf for this long per workload, when perf is installed (0 skips)")
+	flag.StringVar(&o.baseBin, "base-bin", "", "a fhirwall binary of another revision, run with the full pipeline as the extra target fw-base: a before/after in the same run")
+	flag.StringVar(&o.baseLabel, "base-label", "", "what -base-bin was built from (a git revision), for the results")
 	flag.StringVar(&o.memLimit, "fw-memlimit", "32MiB", "GOMEMLIMIT of the fhirwall targets, the deployment setting for a memory budget (docs/configuration.md); empty: none")
 	flag.Parse()
 	if o.bin == "" {
@@ -230,7 +235,7 @@ audit:
 
 // startFhirwall writes a configuration into its own folder and runs
 // `fhirwall serve`; it returns the process, its base URL and a token.
-func startFhirwall(o options, work, name, upstream string, full bool) (*proc, string, string, error) {
+func startFhirwall(o options, bin, work, name, upstream string, full bool) (*proc, string, string, error) {
 	dir := filepath.Join(work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", "", err
@@ -280,7 +285,7 @@ func startFhirwall(o options, work, name, upstream string, full bool) (*proc, st
 	if o.memLimit != "" {
 		env = append(env, "GOMEMLIMIT="+o.memLimit)
 	}
-	p, _, err := startEnv(dir, name, "", env, filepath.Join(o.bin, "fhirwall"), "serve", "--config", cfgFile)
+	p, _, err := startEnv(dir, name, "", env, bin, "serve", "--config", cfgFile)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -408,12 +413,12 @@ func run(ctx context.Context, o options) error {
 			targets = append(targets, &target{name: "nginx", label: "nginx (Debian) reverse proxy", base: nBase, procs: []*proc{np}, tree: true})
 		}
 	}
-	fa, faBase, faTok, err := startFhirwall(o, work, "fhirwall-auth", upBase, false)
+	fa, faBase, faTok, err := startFhirwall(o, filepath.Join(o.bin, "fhirwall"), work, "fhirwall-auth", upBase, false)
 	if err != nil {
 		return err
 	}
 	procs = append(procs, fa)
-	ff, ffBase, ffTok, err := startFhirwall(o, work, "fhirwall-full", upBase, true)
+	ff, ffBase, ffTok, err := startFhirwall(o, filepath.Join(o.bin, "fhirwall"), work, "fhirwall-full", upBase, true)
 	if err != nil {
 		return err
 	}
@@ -422,6 +427,17 @@ func run(ctx context.Context, o options) error {
 		&target{name: "fw-auth", label: "fhirwall, auth only (allow-all scopes, no masks)", base: faBase, token: faTok, procs: []*proc{fa}},
 		&target{name: "fw-full", label: "fhirwall, full pipeline (auth+authz+masking+SQLite audit)", base: ffBase, token: ffTok, procs: []*proc{ff}, full: true},
 	)
+	if o.baseBin != "" {
+		// The same full pipeline from another revision, after fw-full so
+		// that the perf profile and the targets stay fw-full's.
+		fb, fbBase, fbTok, err := startFhirwall(o, o.baseBin, work, "fhirwall-base", upBase, true)
+		if err != nil {
+			return fmt.Errorf("the base binary: %w", err)
+		}
+		procs = append(procs, fb)
+		label := "the same full pipeline, built from " + cmp.Or(o.baseLabel, o.baseBin)
+		targets = append(targets, &target{name: "fw-base", label: label, base: fbBase, token: fbTok, procs: []*proc{fb}, full: true})
+	}
 	if o.hold {
 		for _, t := range targets {
 			fmt.Printf("%s\t%s\t%s\n", t.name, t.base, t.token)

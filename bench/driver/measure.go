@@ -249,7 +249,8 @@ func profileFull(ctx context.Context, o options, targets []*target, big bool) []
 	var full *target
 	for _, t := range targets {
 		if t.full {
-			full = t
+			full = t // fw-full, before any fw-base
+			break
 		}
 	}
 	if full == nil {
