@@ -68,9 +68,13 @@ type intentAccess struct {
 	Part           int           `json:"part,omitempty"`
 }
 
-// encodeIntent is the body of the intent record of a.
+// encodeIntent is the body of the intent record of a. Credentials in the
+// query are redacted here too, as buildEvent does: the caller should have
+// removed them, and a record must never hold one.
 func encodeIntent(a *Access, ec eventContext) ([]byte, error) {
-	return json.Marshal(intentDoc{Format: intentFormat, ServerAddr: ec.serverAddr, Access: intentAccess(*a)})
+	ia := intentAccess(*a)
+	ia.Query = redactQuery(a.Query)
+	return json.Marshal(intentDoc{Format: intentFormat, ServerAddr: ec.serverAddr, Access: ia})
 }
 
 // intentEvent is the AuditEvent an intent record stands for (phase

@@ -80,6 +80,12 @@ func TestIntentFormatIsStable(t *testing.T) {
 	if string(body) != want {
 		t.Fatalf("intent encoding changed:\n got %s\nwant %s", body, want)
 	}
+	a := agentAccess()
+	a.Query = "_id=1&access_token=SECRET-1&acce%73s_token=SECRET-2&client_secret=SECRET-3"
+	body, err = encodeIntent(a, eventContext{source: "gw-test"})
+	if err != nil || bytes.Contains(body, []byte("SECRET")) {
+		t.Errorf("an intent holds a credential: %s %v", body, err)
+	}
 	for _, bad := range []string{`{"fhirwallIntent":2,"access":{}}`, `{"fhirwallIntent":1,"access":`, `{"fhirwallIntent":1,"access":{"start":"yesterday"}}`} {
 		if _, err := intentEvent(&Record{Kind: KindIntent, EventID: "ev-1", Body: []byte(bad)}); err == nil {
 			t.Errorf("intent %s read without an error", bad)
