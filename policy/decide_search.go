@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/fhirwall/fhirwall/fhir"
@@ -137,8 +138,10 @@ func (d *decider) readsAll() bool { return len(d.grantWildcard(PermRead)) > 0 }
 
 // joins authorizes what a search pulls in beyond its matches. Included and
 // reverse-included types must be readable (and, under patient/ scopes,
-// reachable from a patient compartment); the check still re-examines every
-// returned entry. _has and chained parameters are oracles on resources that
+// reachable from a patient compartment); an _include without a target type
+// (Claim:patient) can return every type R4 lets its parameter point to
+// (fhir.ReferenceTargets), so each of those must be; the check still
+// re-examines every returned entry. _has and chained parameters are oracles on resources that
 // are never returned, so they need unrestricted search on every type they
 // traverse; under patient/ scopes they are refused unless they only
 // traverse reference data.
@@ -164,10 +167,41 @@ func (d *decider) joins(req *fhir.Request) *Decision {
 			if list.name == "_revinclude" {
 				t = inc.Source
 			}
-			if inc.Wildcard || t == "" {
+			if inc.Wildcard {
 				if !d.readsAll() {
 					return refuse(fhir.ReasonScopeMissing,
-						"%s without a target type can return any type; name it (e.g. Observation:subject:Patient)", list.name)
+						"%s=*, or of every parameter, can return any type; name each (e.g. Observation:subject:Patient)", list.name)
+				}
+				continue
+			}
+			if t == "" {
+				// Type:param without a target returns whatever that
+				// parameter can point to in R4: every such type must be
+				// readable.
+				if d.readsAll() {
+					continue
+				}
+				targets, ok := fhir.ReferenceTargets(inc.Source, inc.Param)
+				if !ok {
+					return refuse(fhir.ReasonScopeMissing,
+						"%s=%s:%s names no R4 reference parameter of %s; name the target type (e.g. Observation:subject:Patient)",
+						list.name, inc.Source, inc.Param, inc.Source)
+				}
+				var can, cannot []string
+				for _, tt := range targets {
+					if readable(tt) {
+						can = append(can, tt)
+					} else {
+						cannot = append(cannot, tt)
+					}
+				}
+				if len(cannot) > 0 {
+					hint := ""
+					if len(can) > 0 {
+						hint = fmt.Sprintf("; name the target type this agent may read (%s:%s:%s)", inc.Source, inc.Param, can[0])
+					}
+					return refuse(fhir.ReasonScopeMissing, "%s=%s:%s can return %s, which no scope lets this agent read%s",
+						list.name, inc.Source, inc.Param, listSome(cannot, 4), hint)
 				}
 				continue
 			}
@@ -410,4 +444,12 @@ func escapeSearchValue(v string) string {
 	}
 	r := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `$`, `\$`)
 	return r.Replace(v)
+}
+
+// listSome joins up to n of xs, saying how many more there are.
+func listSome(xs []string, n int) string {
+	if len(xs) <= n {
+		return strings.Join(xs, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(xs[:n], ", "), len(xs)-n)
 }

@@ -171,6 +171,23 @@ func TestDecideBypasses(t *testing.T) {
 			query: "_include=Observation:subject:Patient", reason: fhir.ReasonScopeMissing},
 		{name: "include without target type", scopes: []string{"patient/Observation.rs", "patient/Patient.rs"}, patient: authzPatient, method: "GET", path: "/Observation",
 			query: "_include=Observation:subject", reason: fhir.ReasonScopeMissing},
+		// Type:param without a target: every type R4 lets that parameter
+		// point to must be readable (Observation.subject: Device, Group,
+		// Location, Patient; Claim.patient: Patient).
+		{name: "include without target, single-target parameter", scopes: []string{"user/Claim.rs", "user/Patient.rs"}, method: "GET", path: "/Claim",
+			query: "_include=Claim:patient", allow: true},
+		{name: "include without target, target unreadable", scopes: []string{"user/Claim.rs"}, method: "GET", path: "/Claim",
+			query: "_include=Claim:patient", reason: fhir.ReasonScopeMissing},
+		{name: "include without target, every target readable", scopes: []string{"user/Observation.rs", "user/Patient.rs", "user/Group.rs", "user/Device.rs", "user/Location.rs"},
+			method: "GET", path: "/Observation", query: "_include=Observation:subject", allow: true},
+		{name: "include without target, one target unreadable", scopes: []string{"user/Observation.rs", "user/Patient.rs", "user/Group.rs", "user/Device.rs"},
+			method: "GET", path: "/Observation", query: "_include=Observation:subject", reason: fhir.ReasonScopeMissing},
+		{name: "include without target, not a reference parameter", scopes: []string{"user/Observation.rs", "user/Patient.rs"}, method: "GET", path: "/Observation",
+			query: "_include=Observation:code", reason: fhir.ReasonScopeMissing},
+		{name: "include without target, any-type parameter", scopes: []string{"user/Provenance.rs", "user/Patient.rs"}, method: "GET", path: "/Provenance",
+			query: "_include=Provenance:target", reason: fhir.ReasonScopeMissing},
+		{name: "include without target, any-type parameter, wildcard read", scopes: []string{"user/*.rs"}, method: "GET", path: "/Provenance",
+			query: "_include=Provenance:target", allow: true},
 		{name: "include wildcard", scopes: []string{"user/Observation.rs"}, method: "GET", path: "/Observation", query: "_include=*", reason: fhir.ReasonScopeMissing},
 		{name: "include wildcard with wildcard read", scopes: []string{"user/*.rs"}, method: "GET", path: "/Observation", query: "_include=*", allow: true},
 		{name: "include iterate to unreadable", scopes: []string{"user/Observation.rs", "user/Patient.rs"}, method: "GET", path: "/Observation",
@@ -372,5 +389,19 @@ func TestNoExistenceOracle(t *testing.T) {
 	search, _ := runDecide(t, decideCase{scopes: []string{"patient/*.rs"}, patient: authzPatient, method: "GET", path: "/Observation"})
 	if fhir.ReasonOf(search.CheckRefusal()) != fhir.ReasonCompartmentViolation {
 		t.Errorf("a search's check refusal: %v", search.CheckRefusal())
+	}
+}
+
+// TestIncludeWithoutTargetSaysWhatToName: the refusal of Type:param names
+// the types the agent cannot read and a form it may use instead.
+func TestIncludeWithoutTargetSaysWhatToName(t *testing.T) {
+	d, _ := runDecide(t, decideCase{scopes: []string{"user/Observation.rs", "user/Patient.rs"}, method: "GET", path: "/Observation",
+		query: "_include=Observation:subject"})
+	if d.Allow || !strings.Contains(d.Detail, "Device, Group, Location") || !strings.Contains(d.Detail, "Observation:subject:Patient") {
+		t.Errorf("allow=%v detail %q", d.Allow, d.Detail)
+	}
+	d, _ = runDecide(t, decideCase{scopes: []string{"user/Provenance.rs"}, method: "GET", path: "/Provenance", query: "_include=Provenance:target"})
+	if d.Allow || !strings.Contains(d.Detail, "more") {
+		t.Errorf("allow=%v detail %q", d.Allow, d.Detail)
 	}
 }
