@@ -83,9 +83,10 @@
 // (agent, patient, entity without its version, subtype, action, outcome)
 // are stored as 63-bit SHA-256 keys in audit_search (h, seq), written by the
 // same writer in separate transactions that do not wait for an fsync: a
-// few times a second, and at once before the auditor API, an export or an
-// accounting of disclosures reads, so a search never misses an access this
-// gateway recorded. Search checks every candidate's body, so a versioned
+// few times a second, and before the auditor API, an export or an
+// accounting of disclosures reads (the reader waits while the writer
+// writes what is pending in chunks, taking turns with chain commits), so
+// a search never misses an access this gateway recorded. Search checks every candidate's body, so a versioned
 // entity search is exact and a collision or a forged row adds nothing.
 // audit_index_marks says how far each gateway's events are indexed; at
 // start a gateway indexes every event past the marks that the index lacks

@@ -52,6 +52,20 @@ type pendingIndex struct {
 	// them again, nothing more is queued and a search is refused rather
 	// than answered without them.
 	lost bool
+	// waiters are syncIndex calls answered once batch is written: it
+	// then holds everything committed when they asked.
+	waiters []chan<- error
+	// chunked says the writer loop's last turn wrote a chunk, so that
+	// while waiters wait, chunks and chain commits alternate.
+	chunked bool
+}
+
+// answer tells every waiter how the batch they waited for ended.
+func (p *pendingIndex) answer(err error) {
+	for _, w := range p.waiters {
+		w <- err
+	}
+	p.waiters = nil
 }
 
 // add queues the index rows of committed records (Keys only: a pending
@@ -112,13 +126,33 @@ func (l *Log) indexStep() error {
 		p.rows, p.rowsMax = nil, 0
 		p.lost = true
 		p.arm()
+		p.answer(unavailable(err))
 		return unavailable(err)
 	}
 	p.batch = p.batch[n:]
 	if len(p.batch) == 0 {
 		p.batch, p.mark = nil, 0 // let the batch's array go
+		p.answer(nil)
 	}
 	return nil
+}
+
+// wantIndexed answers ans once every event committed so far is indexed
+// (syncIndex; writer goroutine only). It does not write the batch at
+// once: the loop writes one chunk per turn, taking turns with chain
+// commits (see indexTurn), so accesses go on while an auditor's search
+// waits for a large backlog instead of all of them waiting for it.
+func (l *Log) wantIndexed(ans chan<- error) {
+	if l.idx.lost {
+		ans <- l.recoverIndex()
+		return
+	}
+	l.idx.startBatch()
+	if len(l.idx.batch) == 0 {
+		ans <- nil
+		return
+	}
+	l.idx.waiters = append(l.idx.waiters, ans)
 }
 
 // recoverIndex indexes, from their bodies, every event past the marks
@@ -136,7 +170,7 @@ func (l *Log) recoverIndex() error {
 	return nil
 }
 
-// indexAll writes everything pending (sync, stop).
+// indexAll writes everything pending at once (stop).
 func (l *Log) indexAll() error {
 	if l.idx.lost {
 		return l.recoverIndex()
@@ -210,9 +244,12 @@ var ready = func() chan struct{} { c := make(chan struct{}); close(c); return c 
 // for a chain commit, so the writer loop writes chunks between commits and
 // never makes an access wait behind one it could have started before;
 // nil (never ready) otherwise. Past indexMaxRows afterCommit writes chunks
-// anyway, so a steady load cannot starve the index.
+// anyway, so a steady load cannot starve the index. While a search waits
+// for the batch, chunks and chain commits alternate: the search is not
+// starved, and an access waits for at most one chunk, not for the batch.
 func (l *Log) indexTurn() <-chan struct{} {
-	if len(l.idx.batch) == 0 || len(l.queue) > 0 {
+	p := &l.idx
+	if len(p.batch) == 0 || len(l.queue) > 0 && (len(p.waiters) == 0 || p.chunked) {
 		return nil
 	}
 	return ready

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fhirwall/fhirwall/fhir"
 )
@@ -308,6 +309,100 @@ func TestIndexKeyIsStable(t *testing.T) {
 		want := int64(binary.BigEndian.Uint64(sum[:8]) >> 1)
 		if got := indexKey(c[0], c[1]); got != want {
 			t.Errorf("indexKey(%q, %q) = %d, want %d", c[0], c[1], got, want)
+		}
+	}
+}
+
+// gatedIndexStore holds each Index call until the test lets it through.
+type gatedIndexStore struct {
+	Store
+	gated   atomic.Bool
+	calls   atomic.Int64
+	tokens  chan struct{}
+	waiting chan struct{} // a call is waiting at the gate
+}
+
+func (s *gatedIndexStore) Index(ctx context.Context, source string, rows []IndexRow, mark int64) error {
+	if s.gated.Load() {
+		s.calls.Add(1)
+		s.waiting <- struct{}{}
+		<-s.tokens
+	}
+	return s.Store.Index(ctx, source, rows, mark)
+}
+
+// TestSearchBacklogDoesNotStallAccesses: an auditor search that must wait
+// for a large index backlog (several chunks) does not hold accesses back
+// until all of it is written: an intent submitted meanwhile commits after
+// at most the chunk in progress, and the search still sees everything.
+func TestSearchBacklogDoesNotStallAccesses(t *testing.T) {
+	st, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := &gatedIndexStore{Store: st, tokens: make(chan struct{}, 16), waiting: make(chan struct{}, 16)}
+	l, err := New(context.Background(), gs, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	release := func() { // also on failure, so that Close is not stuck at the gate
+		gs.gated.Store(false)
+		for range cap(gs.tokens) {
+			select {
+			case gs.tokens <- struct{}{}:
+			default:
+			}
+		}
+	}
+	defer release()
+	gs.gated.Store(true)
+	// Well within the 250 ms linger, so nothing is written before the
+	// search asks: three events of 4000 resources, 6+ chunks.
+	recordN(t, l, 3, func(i int, a *Access) {
+		a.Resources = nil
+		for j := range 4000 {
+			a.Resources = append(a.Resources, ResourceRef{Type: "Observation", ID: fmt.Sprintf("o%d-%d", i, j), Version: "1"})
+		}
+	})
+	synced := make(chan error, 1)
+	go func() { synced <- l.syncIndex(context.Background()) }()
+	<-gs.waiting // the first chunk is being written
+	intent := make(chan error, 1)
+	go func() {
+		_, err := l.Intent(context.Background(), agentAccess())
+		intent <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); len(l.queue) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the intent never reached the writer")
+		}
+	}
+	gs.tokens <- struct{}{} // the first chunk ends; the intent's turn
+	// No more tokens: had the intent to wait for the backlog (6+ chunks),
+	// it would wait forever.
+	select {
+	case err := <-intent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-synced:
+		t.Fatal("the search was answered before its backlog was written")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the intent waited for the search's backlog")
+	}
+	if n := gs.calls.Load(); n > 2 {
+		t.Errorf("%d chunks started before the intent committed, want at most 2", n)
+	}
+	// Let the rest through: the search is answered and sees every value.
+	release()
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"Observation/o0-0", "Observation/o2-3999"} {
+		recs, err := st.Search(context.Background(), Query{Refs: []RefGroup{{Key: "entity", Values: []string{ref}}}, Limit: 5})
+		if err != nil || len(recs) != 1 {
+			t.Errorf("entity=%s: %d events, %v", ref, len(recs), err)
 		}
 	}
 }

@@ -83,6 +83,7 @@ func (l *Log) run() {
 	for {
 		select {
 		case j := <-l.queue:
+			l.idx.chunked = false // an access had its turn
 			if j.lazy && heldRecs+len(j.recs) < l.opts.MaxBatch {
 				if len(held) == 0 {
 					linger.Reset(lazyLinger)
@@ -103,6 +104,7 @@ func (l *Log) run() {
 			l.indexLingered()
 		case <-l.indexTurn():
 			_ = l.indexStep()
+			l.idx.chunked = true
 		case ans := <-l.syncIdx:
 			// Held completions first: a search must see them too.
 			if len(held) > 0 {
@@ -110,7 +112,7 @@ func (l *Log) run() {
 				l.flush(held)
 				held, heldRecs = nil, 0
 			}
-			ans <- l.indexAll()
+			l.wantIndexed(ans)
 		case <-tick.C:
 			if l.sinceCP > 0 {
 				l.checkpoint()
@@ -129,7 +131,9 @@ func (l *Log) run() {
 			if len(held) > 0 {
 				l.flush(held)
 			}
-			_ = l.indexAll()
+			if err := l.indexAll(); err != nil {
+				l.idx.answer(err)
+			}
 			if l.sinceCP > 0 {
 				l.checkpoint()
 			}
