@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fhirwall/fhirwall/fhir"
@@ -352,11 +353,17 @@ func (d *decider) patientNarrowing(req *fhir.Request) ([]QueryParam, *Decision) 
 		dd := denyDecision(fhir.ReasonCompartmentViolation, "%s is in no patient compartment and is not reference data", t)
 		return nil, &dd
 	}
+	// A type's "patient" parameter (Observation.subject where it is a
+	// Patient) is not always one of its compartment parameters; naming
+	// another patient through it is refused all the same, as through
+	// subject, rather than narrowed to an empty result.
+	patientTargets, _ := fhir.ReferenceTargets(t, "patient")
+	patientParam := slices.Equal(patientTargets, []string{"Patient"})
 	for _, sp := range req.Params {
 		if len(sp.Chain) > 0 || sp.Modifier != "" && sp.Modifier != "Patient" {
 			continue
 		}
-		if !isCompartmentParam(params, sp.Name) {
+		if !isCompartmentParam(params, sp.Name) && !(patientParam && sp.Name == "patient") {
 			continue
 		}
 		for _, v := range sp.Values {

@@ -114,6 +114,12 @@ func TestDecideInteractions(t *testing.T) {
 		{name: "patient search with bare id on narrowing param", scopes: []string{"patient/Observation.rs"}, patient: authzPatient, method: "GET", path: "/Observation", query: "subject=999", reason: fhir.ReasonCompartmentViolation},
 		{name: "patient search with own bare id", scopes: []string{"patient/Observation.rs"}, patient: authzPatient, method: "GET", path: "/Observation", query: "subject=123", allow: true, narrowing: "subject=Patient%2F123"},
 		{name: "patient search with modifier on narrowing param", scopes: []string{"patient/Observation.rs"}, patient: authzPatient, method: "GET", path: "/Observation", query: "subject:missing=true", reason: fhir.ReasonCompartmentViolation},
+		// Observation's patient parameter is not one of its compartment
+		// parameters (subject, performer), but it names a patient all
+		// the same: another patient is refused, as through subject.
+		{name: "patient search naming other patient through a non-compartment patient param", scopes: []string{"patient/Observation.rs"}, patient: authzPatient, method: "GET", path: "/Observation", query: "patient=Patient/999", reason: fhir.ReasonCompartmentViolation},
+		{name: "patient search naming other patient by bare id through patient param", scopes: []string{"patient/Observation.rs"}, patient: authzPatient, method: "GET", path: "/Observation", query: "patient=999", reason: fhir.ReasonCompartmentViolation},
+		{name: "patient search naming own patient through patient param", scopes: []string{"patient/Observation.rs"}, patient: authzPatient, method: "GET", path: "/Observation", query: "patient=123", allow: true, narrowing: "subject=Patient%2F123"},
 		{name: "patient search with OR list naming another", scopes: []string{"patient/Observation.rs"}, patient: authzPatient, method: "GET", path: "/Observation", query: "subject=Patient/123,Patient/999", reason: fhir.ReasonCompartmentViolation},
 		{name: "granular param repeated by agent hides total", scopes: []string{"user/Observation.rs?category=laboratory"}, method: "GET", path: "/Observation", query: "category=vital-signs", allow: true, narrowing: "category=laboratory", hideTotal: true},
 		{name: "patient search reference data not narrowed", scopes: []string{"patient/*.rs"}, patient: authzPatient, method: "GET", path: "/Practitioner", query: "name=x", allow: true},
