@@ -15,18 +15,21 @@ import (
 //go:embed data/reference_targets.txt
 var referenceTargetsData string
 
-var referenceTargets = sync.OnceValue(func() map[string][]string {
+// refParam is a search parameter of a base type.
+type refParam struct{ base, param string }
+
+var referenceTargets = sync.OnceValue(func() map[refParam][]string {
 	anyType := slices.DeleteFunc(ResourceTypes(), func(t string) bool { return t == "Parameters" })
-	m := make(map[string][]string, 600)
+	m := make(map[refParam][]string, 600)
 	for line := range strings.Lines(referenceTargetsData) {
 		f := strings.Fields(line)
 		if len(f) < 3 || f[0][0] == '#' {
 			continue
 		}
 		if f[2] == "*" {
-			m[f[0]+" "+f[1]] = anyType
+			m[refParam{f[0], f[1]}] = anyType
 		} else {
-			m[f[0]+" "+f[1]] = f[2:]
+			m[refParam{f[0], f[1]}] = f[2:]
 		}
 	}
 	return m
@@ -39,6 +42,6 @@ var referenceTargets = sync.OnceValue(func() map[string][]string {
 // _include=base:param without a target type can return. The caller must
 // not modify the slice.
 func ReferenceTargets(base, param string) ([]string, bool) {
-	t, ok := referenceTargets()[base+" "+param]
+	t, ok := referenceTargets()[refParam{base, param}] // no key to build per call
 	return t, ok
 }

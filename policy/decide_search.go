@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/fhirwall/fhirwall/fhir"
@@ -353,22 +352,22 @@ func (d *decider) patientNarrowing(req *fhir.Request) ([]QueryParam, *Decision) 
 		dd := denyDecision(fhir.ReasonCompartmentViolation, "%s is in no patient compartment and is not reference data", t)
 		return nil, &dd
 	}
-	// A type's "patient" parameter (Observation.subject where it is a
-	// Patient) is not always one of its compartment parameters; naming
-	// another patient through it is refused all the same, as through
-	// subject, rather than narrowed to an empty result.
-	patientTargets, _ := fhir.ReferenceTargets(t, "patient")
-	patientParam := slices.Equal(patientTargets, []string{"Patient"})
 	for _, sp := range req.Params {
 		if len(sp.Chain) > 0 || sp.Modifier != "" && sp.Modifier != "Patient" {
 			continue
 		}
-		if !isCompartmentParam(params, sp.Name) && !(patientParam && sp.Name == "patient") {
+		// A parameter that can only point to a Patient names a patient
+		// (a bare id too) even when it is none of the type's compartment
+		// parameters (Observation's patient; its compartment has subject
+		// and performer): another patient is refused through it as
+		// through subject, not narrowed to an empty result.
+		patientOnly := onlyPatient(t, sp.Name)
+		if !patientOnly && !isCompartmentParam(params, sp.Name) {
 			continue
 		}
 		for _, v := range sp.Values {
 			id, ok := fhir.PatientIDFromReference(v)
-			if !ok && (sp.Name == "patient" || sp.Modifier == "Patient") && fhir.ValidID(v) {
+			if !ok && (patientOnly || sp.Modifier == "Patient") && fhir.ValidID(v) {
 				id, ok = v, true
 			}
 			if ok && id != d.patient {
@@ -403,6 +402,13 @@ func (d *decider) patientNarrowing(req *fhir.Request) ([]QueryParam, *Decision) 
 		}
 	}
 	return []QueryParam{{Name: name, Value: "Patient/" + d.patient}}, nil
+}
+
+// onlyPatient reports whether the search parameter name of type t is a
+// reference that R4 lets point to a Patient only.
+func onlyPatient(t, name string) bool {
+	targets, _ := fhir.ReferenceTargets(t, name)
+	return len(targets) == 1 && targets[0] == "Patient"
 }
 
 func isCompartmentParam(params []fhir.CompartmentParam, name string) bool {
