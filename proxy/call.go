@@ -225,11 +225,12 @@ func (c *call) complete(pending *audit.Pending, x *exchange, aborted bool) {
 		} else {
 			fail(r, "response refused: "+string(r))
 		}
-	case x.upstreamErr != nil && fhir.ReasonOf(x.upstreamErr) == fhir.ReasonClientGone:
-		fail(fhir.ReasonClientGone, "client went away before the answer")
 	case x.upstreamErr != nil:
-		r := fhir.ReasonOf(x.upstreamErr)
-		fail(r, "upstream failed: "+string(r))
+		if r := fhir.ReasonOf(x.upstreamErr); r == fhir.ReasonClientGone {
+			fail(r, "client went away before the answer")
+		} else {
+			fail(r, "upstream failed: "+string(r))
+		}
 	case aborted && c.r.Context().Err() != nil:
 		fail(fhir.ReasonClientGone, "client went away mid-stream")
 	case aborted:
